@@ -1,0 +1,122 @@
+"""CLI verbs of the data path: vocab, prepare, inspect, demo-corpus."""
+
+import argparse
+import json
+import os
+
+from keras_mlm.errors import UserInputError
+
+
+def add_masking_arguments(parser):
+    """Masking flags shared by every verb that masks (defaults: BERT's 15% and 80/10/10)."""
+    group = parser.add_argument_group("masking")
+    group.add_argument("--selection-rate", type=float, default=None, help="fraction of tokens selected (default 0.15)")
+    group.add_argument("--mask-token-rate", type=float, default=None, help="of the selected, fraction set to [MASK] (default 0.8)")
+    group.add_argument("--random-token-rate", type=float, default=None, help="of the selected, fraction set to a random token (default 0.1)")
+    group.add_argument("--keep-rate", type=float, default=None, help="of the selected, fraction left as is (default: the rest)")
+    group.add_argument("--max-selections", type=int, default=None, help="mask slots per row (default ceil(seq_len * selection_rate))")
+    group.add_argument("--masking", dest="strategy", choices=["token", "whole_word", "span"], default=None, help="what is selected together")
+
+
+MASKING_FLAGS = ("selection_rate", "mask_token_rate", "random_token_rate", "keep_rate", "max_selections", "strategy")
+
+
+def masking_config(args, base=None):
+    """A MaskingConfig from the flags that were given, over `base` (a dict, e.g. from a config file)."""
+    from keras_mlm.masking import MaskingConfig
+
+    values = dict(base or {})
+    values.update({k: getattr(args, k) for k in MASKING_FLAGS if getattr(args, k, None) is not None})
+    try:
+        return MaskingConfig(**values)
+    except TypeError as e:
+        raise UserInputError(f"masking: {e}") from None
+
+
+def _vocab(args):
+    from keras_mlm.data.readers import expand_inputs
+    from keras_mlm.tokenizers.vocab import train_vocabulary, write_vocabulary
+
+    files = expand_inputs(args.files)
+    tokens = train_vocabulary(files, args.vocab_size, lowercase=args.lowercase)
+    write_vocabulary(tokens, args.out)
+    note = "" if len(tokens) >= args.vocab_size else f" (asked for {args.vocab_size}: the corpus supports no more pieces)"
+    print(f"wrote {args.out}: {len(tokens)} tokens{note}, from {len(files)} file(s), lowercase={args.lowercase}")
+
+
+def _prepare(args):
+    from keras_mlm.data.prepare import DataConfig, prepare
+
+    config = DataConfig(seq_len=args.seq_len, rows_per_shard=args.rows_per_shard, lowercase=args.lowercase)
+    manifest = prepare(args.inputs, args.vocab, args.out, config, overwrite=args.overwrite, progress=not args.quiet)
+    summary = {k: manifest[k] for k in ("documents", "source_tokens", "sequences", "seq_len", "padding_fraction")}
+    summary["shards"] = len(manifest["shards"])
+    print(f"wrote {args.out}: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
+
+
+def _inspect(args):
+    from keras_mlm.data.inspect import masking_statistics, render_row
+    from keras_mlm.data.prepare import VOCAB_COPY, read_manifest
+    from keras_mlm.masking import MLMMasker
+    from keras_mlm.tokenizers.vocab import load_vocabulary
+
+    manifest = read_manifest(args.dir)
+    tokens = load_vocabulary(args.vocab or os.path.join(args.dir, VOCAB_COPY))
+    masker = MLMMasker.from_vocabulary(tokens, manifest["seq_len"], masking_config(args), seed=args.seed)
+    stats, examples = masking_statistics(args.dir, masker, min_tokens=args.sample_tokens)
+    corpus = {k: manifest[k] for k in ("documents", "source_tokens", "unknown_tokens", "sequences", "seq_len", "padding_fraction", "vocab_sha256", "vocab_size")}
+    corpus["shards"] = len(manifest["shards"])
+    if args.json:
+        print(json.dumps({**corpus, **stats}, indent=2))
+        return
+    print(f"corpus {args.dir}")
+    for key, value in corpus.items():
+        print(f"  {key:<18} {value:.6f}" if isinstance(value, float) else f"  {key:<18} {value}")
+    print(f"masking ({masker.strategy}, measured on {stats['sample_tokens']:,} tokens in {stats['sample_rows']:,} rows)")
+    for key in ("selected_fraction", "mask_fraction", "random_fraction", "keep_fraction", "specials_selected", "masks_per_row", "mask_slots"):
+        value = stats[key]
+        print(f"  {key:<18} {value:.4f}" if isinstance(value, float) else f"  {key:<18} {value}")
+    print("rows (masked positions as [original->became]):")
+    for example in examples:
+        print("  " + render_row(example, tokens))
+
+
+def _demo_corpus(args):
+    from keras_mlm.data.demo_corpus import write_demo_corpus
+
+    info = write_demo_corpus(args.out, seed=args.seed)
+    print(f"wrote {info['path']}: {info['documents']} documents, {info['sentences']} sentences, {info['bytes']:,} bytes, {info['countries']} countries")
+
+
+def register(verbs):
+    p = verbs.add_parser("vocab", help="train a WordPiece vocabulary")
+    p.add_argument("files", nargs="+", metavar="FILES", help=".txt/.jsonl files (or .gz) or folders of them")
+    p.add_argument("--vocab-size", type=int, required=True)
+    p.add_argument("--out", required=True, help="vocabulary file to write (one token per line)")
+    p.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=True)
+    p.set_defaults(run=_vocab)
+
+    p = verbs.add_parser("prepare", help="tokenize and pack a corpus into TFRecord shards")
+    p.add_argument("inputs", nargs="+", metavar="INPUTS")
+    p.add_argument("--vocab", required=True)
+    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--out", required=True, help="output directory (shards + manifest.json)")
+    p.add_argument("--rows-per-shard", type=int, default=4096)
+    p.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None, help="default: inferred from the vocabulary")
+    p.add_argument("--overwrite", action="store_true", help="replace shards already in --out")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(run=_prepare)
+
+    p = verbs.add_parser("inspect", help="corpus and masking statistics of a shards directory")
+    p.add_argument("dir", metavar="DIR")
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--vocab", default=None, help="default: the vocabulary saved beside the shards")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--sample-tokens", type=int, default=100_000, help="measure masking on at least this many tokens")
+    add_masking_arguments(p)
+    p.set_defaults(run=_inspect)
+
+    p = verbs.add_parser("demo-corpus", help="write the built-in synthetic demo corpus")
+    p.add_argument("out", metavar="OUT", help="directory to write demo_corpus.txt into")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(run=_demo_corpus)
