@@ -72,7 +72,7 @@ def _inspect(args):
     print(f"corpus {args.dir}")
     for key, value in corpus.items():
         print(f"  {key:<18} {value:.6f}" if isinstance(value, float) else f"  {key:<18} {value}")
-    print(f"masking ({masker.strategy}, measured on {stats['sample_tokens']:,} tokens in {stats['sample_rows']:,} rows)")
+    print(f"masking ({masker.masking_config.strategy}, measured on {stats['sample_tokens']:,} tokens in {stats['sample_rows']:,} rows)")
     for key in ("selected_fraction", "mask_fraction", "random_fraction", "keep_fraction", "specials_selected", "masks_per_row", "mask_slots"):
         value = stats[key]
         print(f"  {key:<18} {value:.4f}" if isinstance(value, float) else f"  {key:<18} {value}")

@@ -30,11 +30,33 @@ def build_parser():
     return parser
 
 
+def quiet_tensorflow_import():
+    """Imports TensorFlow with its start-up chatter (oneDNN, CUDA probing) kept off the terminal.
+
+    Those lines are written by C++ before logging is configured, so no environment variable hides
+    them; stderr is pointed at /dev/null for the import only. KERAS_MLM_TF_LOGS=1 shows them.
+    """
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    if os.environ.get("KERAS_MLM_TF_LOGS") or "tensorflow" in sys.modules:
+        return
+    sys.stderr.flush()
+    saved, devnull = os.dup(2), os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, 2)
+    try:
+        import tensorflow  # noqa: F401
+
+        tensorflow.config.list_physical_devices()  # device probing prints too
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+        os.close(devnull)
+
+
 def main(argv=None):
-    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")  # TensorFlow's start-up chatter is not for users
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        quiet_tensorflow_import()
         return args.run(args) or 0
     except UserInputError as e:
         print(f"keras-mlm {args.verb}: error: {e}", file=sys.stderr)

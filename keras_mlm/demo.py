@@ -1,0 +1,42 @@
+"""The first run: the built-in demo corpus -> vocabulary -> tiny masked LM -> fill-mask examples.
+
+Everything is generated or trained here, nothing is downloaded. With `out` given the run is kept
+(and a rerun resumes or reuses it); otherwise it lives in a temporary folder.
+"""
+
+import os
+import tempfile
+
+from keras_mlm.cli.model_commands import DEMO_EXAMPLES
+
+DEMO_VOCAB_SIZE = 1000
+DEMO_TRAINING = dict(steps=1200, batch_size=32, learning_rate=2e-3, checkpoint_every=300, log_every=50, sample_every=300, warmup_fraction=0.05)
+DEMO_SEQ_LEN = 64
+
+
+def run_demo(out=None, steps=None, seed=0, verbose=1):
+    """Trains the demo model in `out` (or a temporary folder) and returns fill-mask results for the examples."""
+    if out is None:
+        with tempfile.TemporaryDirectory(prefix="keras-mlm-demo-") as scratch:
+            return run_demo(scratch, steps, seed, verbose)
+    from keras_mlm.data.demo_corpus import write_demo_corpus
+    from keras_mlm.inference.fill_mask import FillMask
+    from keras_mlm.inference.run import load_run
+    from keras_mlm.tokenizers.vocab import train_vocabulary, write_vocabulary
+    from keras_mlm.training.pretrain import pretrain
+    from keras_mlm.training.run_config import build_run_config
+
+    corpus = os.path.join(out, "corpus")
+    info = write_demo_corpus(corpus, seed=seed)
+    vocab = os.path.join(out, "vocab-demo.txt")
+    if not os.path.exists(vocab):
+        write_vocabulary(train_vocabulary([info["path"]], DEMO_VOCAB_SIZE), vocab)
+    training = dict(DEMO_TRAINING, seed=seed)
+    if steps is not None:
+        training["steps"] = steps
+        training["checkpoint_every"] = min(training["checkpoint_every"], steps)
+    config = build_run_config({"preset": "tiny", "data": {"seq_len": DEMO_SEQ_LEN}, "training": training}, source="demo")
+    pretrain(config, info["path"], vocab, out, verbose=verbose)
+    run = load_run(out)
+    fill = FillMask(run.model, run.tokens, run.sequence_length, run.lowercase)
+    return fill(list(DEMO_EXAMPLES), top_k=5)

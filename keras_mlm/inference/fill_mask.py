@@ -1,0 +1,118 @@
+"""Fill-mask: for every [MASK] in a text, the most likely tokens with their probabilities.
+
+    fill = FillMask(model, tokens)
+    fill(["paris is the [MASK] of france"], top_k=3)
+    -> [{"text": ..., "filled": "paris is the capital of france",
+         "masks": [{"position": 4, "predictions": [{"token": "capital", "probability": 0.97}, ...]}]}]
+
+`position` is the mask's index in the model's input (with [CLS] at 0). Several masks are predicted at
+once; `iterative=True` instead fills the most confident mask first and predicts the rest again with it
+in place, one mask at a time.
+"""
+
+import numpy as np
+import tensorflow as tf
+
+from keras_mlm.errors import UserInputError
+from keras_mlm.tokenizers import vocab as vocab_lib
+
+
+class FillMask:
+    def __init__(self, model, tokens, sequence_length=128, lowercase=None):
+        from keras_mlm.tokenizers.tokenizer import make_tokenizer
+
+        self.model, self.tokens, self.sequence_length = model, list(tokens), int(sequence_length)
+        self.tokenizer = make_tokenizer(self.tokens, lowercase=lowercase, special_tokens_in_strings=True)
+        ids = {t: i for i, t in enumerate(self.tokens)}
+        self.cls_id, self.sep_id, self.pad_id, self.mask_id = (ids[t] for t in (vocab_lib.CLS, vocab_lib.SEP, vocab_lib.PAD, vocab_lib.MASK))
+        self.special = np.zeros(len(self.tokens), bool)
+        self.special[vocab_lib.special_token_ids(self.tokens)] = True
+        self._predict = tf.function(lambda x: tf.nn.softmax(self.model(x, training=False), axis=-1), reduce_retracing=True)
+
+    def encode(self, texts):
+        """Texts -> (batch, sequence_length) ids with [CLS] ... [SEP] and padding; checks each text."""
+        rows = np.full((len(texts), self.sequence_length), self.pad_id, np.int32)
+        for i, (text, ids) in enumerate(zip(texts, self.tokenizer(list(texts)))):
+            ids = [self.cls_id] + [int(t) for t in ids] + [self.sep_id]
+            if not text.strip():
+                raise UserInputError("empty text: give a sentence with at least one [MASK]")
+            if len(ids) > self.sequence_length:
+                raise UserInputError(f"text {i + 1} is {len(ids)} tokens long with [CLS]/[SEP]; the model takes at most {self.sequence_length}")
+            if self.mask_id not in ids:
+                raise UserInputError(f"text {i + 1} has no [MASK]: {text!r}")
+            rows[i, : len(ids)] = ids
+        return rows
+
+    def probabilities(self, rows, positions):
+        """(batch, seq) ids and (batch, n) mask positions -> (batch, n, vocab) probabilities."""
+        x = {
+            "token_ids": tf.constant(rows, tf.int32),
+            "segment_ids": tf.zeros(rows.shape, tf.int32),
+            "padding_mask": tf.constant(rows != self.pad_id),
+            "mask_positions": tf.constant(positions, tf.int32),
+        }
+        probs = self._predict(x).numpy()
+        probs[..., self.special] = 0.0  # a special token is never an answer; renormalise over words
+        return probs / probs.sum(-1, keepdims=True)
+
+    def _top(self, probs, top_k):
+        order = np.argsort(-probs)[:top_k]
+        return [{"token": self.tokens[j], "probability": float(probs[j])} for j in order]
+
+    def __call__(self, texts, top_k=5, iterative=False):
+        single = isinstance(texts, str)
+        texts = [texts] if single else list(texts)
+        if not texts:
+            return []
+        if top_k < 1:
+            raise UserInputError(f"--top-k must be at least 1, got {top_k}")
+        rows = self.encode(texts)
+        mask_positions = [np.flatnonzero(row == self.mask_id) for row in rows]
+        slots = max(len(p) for p in mask_positions)
+        positions = np.zeros((len(rows), slots), np.int32)
+        for i, p in enumerate(mask_positions):
+            positions[i, : len(p)] = p
+        results = [dict(text=t, masks={}) for t in texts]
+        if not iterative:
+            probs = self.probabilities(rows, positions)
+            for i, p in enumerate(mask_positions):
+                for slot, position in enumerate(p):
+                    results[i]["masks"][int(position)] = self._top(probs[i, slot], top_k)
+                    rows[i, position] = int(np.argmax(probs[i, slot]))
+        else:
+            pending = [list(map(int, p)) for p in mask_positions]
+            while any(pending):
+                probs = self.probabilities(rows, positions)
+                for i, p in enumerate(pending):
+                    if not p:
+                        continue
+                    slots_left = [list(positions[i]).index(position) for position in p]
+                    best = max(range(len(p)), key=lambda k: probs[i, slots_left[k]].max())
+                    position, slot = p.pop(best), slots_left[best]
+                    results[i]["masks"][position] = self._top(probs[i, slot], top_k)
+                    rows[i, position] = int(np.argmax(probs[i, slot]))
+        for i, result in enumerate(results):
+            result["masks"] = [{"position": pos, "predictions": preds} for pos, preds in sorted(result["masks"].items())]
+            result["filled"] = self.detokenize(rows[i])
+        return results[0] if single else results
+
+    def detokenize(self, row):
+        """Ids -> text with word pieces merged into words, specials dropped."""
+        words = []
+        for token_id in row:
+            if self.special[token_id]:
+                continue
+            piece = self.tokens[token_id]
+            if piece.startswith(vocab_lib.SUFFIX_INDICATOR) and words:
+                words[-1] += piece[len(vocab_lib.SUFFIX_INDICATOR) :]
+            else:
+                words.append(piece)
+        return " ".join(words)
+
+
+def fill_mask(run_dir, texts, top_k=5, iterative=False):
+    """Loads a run folder and fills the masks of `texts` (a string or a list)."""
+    from keras_mlm.inference.run import load_run
+
+    run = load_run(run_dir)
+    return FillMask(run.model, run.tokens, run.sequence_length, run.lowercase)(texts, top_k=top_k, iterative=iterative)

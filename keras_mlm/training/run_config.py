@@ -1,0 +1,107 @@
+"""The whole configuration of a pre-training run, as read from YAML/JSON and flags and saved in RUN_DIR.
+
+    preset: tiny                # a key of keras_mlm.models.PRESETS
+    model: {dropout: 0.1}       # EncoderConfig fields overriding the preset
+    data: {seq_len: 128}        # DataConfig fields (used when raw text is prepared on the fly)
+    masking: {selection_rate: 0.15, strategy: token}     # MaskingConfig fields
+    training: {steps: 1000, batch_size: 32}             # TrainingConfig fields
+
+Flags override the file; the resolved result (with the model's full sizes) is saved as config.yaml.
+"""
+
+import dataclasses
+import json
+import os
+
+import yaml
+
+from keras_mlm.data.prepare import DataConfig
+from keras_mlm.errors import UserInputError
+from keras_mlm.masking import MaskingConfig
+from keras_mlm.models import PRESETS, EncoderConfig
+from keras_mlm.training.config import TrainingConfig
+
+SECTIONS = {"data": DataConfig, "masking": MaskingConfig, "training": TrainingConfig}
+
+
+@dataclasses.dataclass(frozen=True)
+class RunConfig:
+    preset: str = "tiny"
+    model: dict = dataclasses.field(default_factory=dict)
+    data: DataConfig = DataConfig()
+    masking: MaskingConfig = MaskingConfig()
+    training: TrainingConfig = TrainingConfig()
+
+    def encoder_config(self, vocabulary_size):
+        overrides = dict(self.model)
+        overrides.setdefault("max_sequence_length", max(512, self.data.seq_len))
+        return EncoderConfig.from_preset(self.preset, vocabulary_size, **overrides)
+
+    def to_dict(self, vocabulary_size=None):
+        out = {"preset": self.preset, "model": dict(self.model)}
+        if vocabulary_size is not None:
+            out["model"] = dataclasses.asdict(self.encoder_config(vocabulary_size))
+        for name in SECTIONS:
+            out[name] = dataclasses.asdict(getattr(self, name))
+        return out
+
+
+def _check_keys(source, section, values, allowed):
+    unknown = sorted(set(values) - set(allowed))
+    if unknown:
+        raise UserInputError(f"{source}: unknown key(s) {', '.join(unknown)} in '{section}' (allowed: {', '.join(sorted(allowed))})")
+
+
+def build_run_config(file_values=None, overrides=None, source="config"):
+    """Merges a config mapping (from a file) with flag overrides ({section: {key: value}}) and validates it."""
+    file_values = dict(file_values or {})
+    overrides = overrides or {}
+    _check_keys(source, "top level", file_values, ["preset", "model", *SECTIONS])
+    preset = overrides.get("preset") or file_values.get("preset") or "tiny"
+    if preset not in PRESETS:
+        raise UserInputError(f"{source}: unknown preset {preset!r} (allowed: {', '.join(PRESETS)})")
+    model = dict(file_values.get("model") or {})
+    model.update(overrides.get("model") or {})
+    model.pop("vocabulary_size", None)  # always the vocabulary's
+    _check_keys(source, "model", model, [f.name for f in dataclasses.fields(EncoderConfig)])
+    sections = {}
+    for name, cls in SECTIONS.items():
+        values = dict(file_values.get(name) or {})
+        if not isinstance(values, dict):
+            raise UserInputError(f"{source}: '{name}' must be a mapping")
+        values.update({k: v for k, v in (overrides.get(name) or {}).items() if v is not None})
+        _check_keys(source, name, values, [f.name for f in dataclasses.fields(cls)])
+        try:
+            sections[name] = cls(**values)
+        except TypeError as e:
+            raise UserInputError(f"{source}: {name}: {e}") from None
+    return RunConfig(preset=preset, model=model, **sections)
+
+
+def load_config_file(path):
+    """Reads a YAML or JSON config file into a mapping, with errors naming the file."""
+    if not os.path.exists(path):
+        raise UserInputError(f"{path}: config file not found")
+    try:
+        with open(path, encoding="utf-8") as f:
+            values = json.load(f) if path.endswith(".json") else yaml.safe_load(f)
+    except (yaml.YAMLError, json.JSONDecodeError) as e:
+        raise UserInputError(f"{path}: not valid {'JSON' if path.endswith('.json') else 'YAML'} ({str(e).splitlines()[0]})") from None
+    if values is None:
+        return {}
+    if not isinstance(values, dict):
+        raise UserInputError(f"{path}: the top level must be a mapping of sections")
+    return values
+
+
+def save_config(path, run_config, vocabulary_size, extra=None):
+    from keras_mlm.training.callbacks import atomic_save
+
+    payload = run_config.to_dict(vocabulary_size)
+    payload.update(extra or {})
+
+    def save(tmp):
+        with open(tmp, "w", encoding="utf-8") as f:
+            yaml.safe_dump(payload, f, sort_keys=False)
+
+    atomic_save(save, path)
