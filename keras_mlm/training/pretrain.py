@@ -160,6 +160,7 @@ def pretrain(config, data, vocab, run_dir, verbose="auto"):
         steps_per_epoch=training.checkpoint_every,
         callbacks=callbacks,
         verbose=verbose,
+        shuffle=False,  # the dataset shuffles itself (seeded, resumable)
     )
     if stop_on_nan.bad_step is not None:
         latest = checkpoints.latest()
