@@ -8,4 +8,4 @@ from: `hashing` (stateless counter-based randomness), `selectors` (token, whole-
 from keras_mlm.masking.config import STRATEGIES, MaskingConfig
 from keras_mlm.masking.masker import MLMMasker
 
-__all__ = ["MLMMasker", "MaskingConfig", "STRATEGIES"]
+__all__ = ["STRATEGIES", "MLMMasker", "MaskingConfig"]
