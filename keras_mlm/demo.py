@@ -10,7 +10,7 @@ import tempfile
 from keras_mlm.cli.model_commands import DEMO_EXAMPLES
 
 DEMO_VOCAB_SIZE = 1000
-DEMO_TRAINING = dict(steps=1200, batch_size=32, learning_rate=2e-3, checkpoint_every=300, log_every=50, sample_every=300, warmup_fraction=0.05)
+DEMO_TRAINING = dict(steps=1500, batch_size=32, learning_rate=1e-2, checkpoint_every=300, log_every=50, sample_every=300, warmup_fraction=0.1)
 DEMO_SEQ_LEN = 64
 
 

@@ -187,7 +187,7 @@ def prepare(inputs, vocab, out_dir, config=DataConfig(), overwrite=False, progre
     if progress:
         from tqdm import tqdm
 
-        bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="prepare", dynamic_ncols=True)
+        bar = tqdm(total=total_bytes, unit="B", unit_scale=True, desc="prepare", dynamic_ncols=True, disable=None)  # None: only on a terminal
 
     failure = []
 
