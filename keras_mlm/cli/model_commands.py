@@ -13,7 +13,7 @@ DEMO_EXAMPLES = ("paris is the [MASK] of france", "the [MASK] brown [MASK] jumps
 # Flag -> (section, key) of the run config; a flag left out keeps the file's (or the default) value.
 TRAINING_FLAGS = {
     "steps": int, "batch_size": int, "learning_rate": float, "seed": int, "checkpoint_every": int,
-    "keep_checkpoints": int, "warmup_fraction": float, "decay": str, "weight_decay": float, "log_every": int,
+    "keep_checkpoints": int, "warmup_fraction": float, "decay": str, "weight_decay": float, "clip_norm": float, "log_every": int,
     "sample_every": int, "precision": str, "strategy": str, "cpu_devices": int, "num_workers": int,
 }
 
