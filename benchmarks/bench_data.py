@@ -61,7 +61,7 @@ def main():
 
     files, text_bytes = pick_files(args.corpus, args.megabytes)
     work = tempfile.mkdtemp(prefix="bench-data-")
-    tokens = train_vocabulary(files[:2], args.vocab_size)
+    tokens = train_vocabulary(files, args.vocab_size)
     write_vocabulary(tokens, os.path.join(work, "vocab.txt"))
     print(f"corpus: {len(files)} files, {text_bytes / 1e6:.1f} MB; vocabulary {len(tokens)} tokens; rows {SEQ_LEN}, batch {BATCH}")
 
