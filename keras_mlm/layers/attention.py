@@ -6,6 +6,7 @@ from keras import ops
 
 from keras_mlm.layers.fused import attention_probabilities, dropout_keep_mask
 from keras_mlm.layers.initializers import clone_initializer
+from keras_mlm.layers.linear import dense
 
 
 def padding_mask_to_attention_bias(padding_mask, dtype):
@@ -63,9 +64,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         heads, head_dim, hidden = self.num_heads, self.head_dim, self.hidden_dim
         # Fused q/k/v projection: one 2-D matmul over all tokens.
         x = ops.reshape(inputs, (-1, hidden))  # (tokens, hidden)
-        qkv = tf.matmul(x, self.qkv_kernel)  # (tokens, 3 * hidden)
-        if self.use_bias:
-            qkv = tf.nn.bias_add(qkv, self.qkv_bias)
+        qkv = dense(x, self.qkv_kernel, self.qkv_bias if self.use_bias else None)  # (tokens, 3 * hidden)
         # One transpose to (3, batch, heads, seq, head_dim), then a split along the outer axis, which
         # shares the buffer (indexing qkv[0] would be a strided slice whose gradient is a zero-filled
         # full-size copy per slice).
@@ -82,9 +81,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         context = tf.matmul(probabilities, value)  # (batch, heads, seq, head_dim)
         # Back to tokens, then the output projection.
         context = ops.reshape(ops.transpose(context, (0, 2, 1, 3)), (-1, hidden))  # (tokens, hidden)
-        outputs = tf.matmul(context, self.output_kernel)
-        if self.use_bias:
-            outputs = tf.nn.bias_add(outputs, self.output_bias)
+        outputs = dense(context, self.output_kernel, self.output_bias if self.use_bias else None)
         return ops.reshape(outputs, (batch, seq_len, hidden))  # (batch, seq, hidden)
 
     def compute_output_shape(self, inputs_shape, attention_bias_shape=None):

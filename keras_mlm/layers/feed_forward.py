@@ -1,12 +1,12 @@
 """The position-wise feed-forward network: dense -> activation -> dense."""
 
 import keras
-import tensorflow as tf
 from keras import ops
 
 from keras_mlm.layers.activations import get_activation
 from keras_mlm.layers.fused import activation, maybe_fused
 from keras_mlm.layers.initializers import clone_initializer
+from keras_mlm.layers.linear import dense
 
 
 @keras.saving.register_keras_serializable(package="keras_mlm")
@@ -44,9 +44,9 @@ class FeedForward(keras.layers.Layer):
 
     def call(self, inputs, training=None):
         x = ops.reshape(inputs, (-1, self.hidden_dim))  # (tokens, hidden)
-        x = tf.nn.bias_add(tf.matmul(x, self.intermediate_kernel), self.intermediate_bias)  # (tokens, intermediate)
+        x = dense(x, self.intermediate_kernel, self.intermediate_bias)  # (tokens, intermediate)
         x = maybe_fused(activation, training)(x, name=self.activation)
-        x = tf.nn.bias_add(tf.matmul(x, self.output_kernel), self.output_bias)  # (tokens, hidden)
+        x = dense(x, self.output_kernel, self.output_bias)  # (tokens, hidden)
         return ops.reshape(x, ops.shape(inputs))
 
     def compute_output_shape(self, inputs_shape):

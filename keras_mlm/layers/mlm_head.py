@@ -7,6 +7,7 @@ from keras import ops
 from keras_mlm.layers.activations import get_activation
 from keras_mlm.layers.fused import activation, maybe_fused
 from keras_mlm.layers.initializers import clone_initializer
+from keras_mlm.layers.linear import dense
 from keras_mlm.layers.normalization import LayerNorm
 
 
@@ -66,7 +67,7 @@ class MaskedLMHead(keras.layers.Layer):
         x = gather_positions(inputs, mask_positions)  # (batch, n, hidden)
         batch, n_masks = ops.shape(x)[0], ops.shape(x)[1]
         x = ops.reshape(x, (-1, x.shape[-1]))  # (batch * n, hidden): transform only the masked rows
-        x = tf.nn.bias_add(tf.matmul(x, self.transform_kernel), self.transform_bias)
+        x = dense(x, self.transform_kernel, self.transform_bias)
         x = self.transform_norm(maybe_fused(activation, training)(x, name=self.activation))
         logits = self.token_embedding.project(x)  # (batch * n, vocab), compute dtype
         logits = tf.nn.bias_add(ops.cast(logits, "float32"), self.output_bias)

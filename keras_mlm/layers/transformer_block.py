@@ -4,7 +4,12 @@ import keras
 
 from keras_mlm.layers.attention import MultiHeadSelfAttention
 from keras_mlm.layers.feed_forward import FeedForward
-from keras_mlm.layers.fused import add_norm, apply_dropout, dropout_keep_mask, maybe_fused
+from keras_mlm.layers.fused import (
+    add_norm,
+    apply_dropout,
+    dropout_keep_mask,
+    maybe_fused,
+)
 from keras_mlm.layers.normalization import LayerNorm
 
 

@@ -4,4 +4,4 @@ from keras_mlm.models.bert import BertEncoder
 from keras_mlm.models.masked_lm import MaskedLM, build_masked_lm
 from keras_mlm.models.presets import PRESETS, EncoderConfig
 
-__all__ = ["PRESETS", "EncoderConfig", "BertEncoder", "MaskedLM", "build_masked_lm"]
+__all__ = ["PRESETS", "BertEncoder", "EncoderConfig", "MaskedLM", "build_masked_lm"]
