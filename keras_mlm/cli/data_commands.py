@@ -15,10 +15,18 @@ def add_masking_arguments(parser):
     group.add_argument("--random-token-rate", type=float, default=None, help="of the selected, fraction set to a random token (default 0.1)")
     group.add_argument("--keep-rate", type=float, default=None, help="of the selected, fraction left as is (default: the rest)")
     group.add_argument("--max-selections", type=int, default=None, help="mask slots per row (default ceil(seq_len * selection_rate))")
-    group.add_argument("--masking", dest="strategy", choices=["token", "whole_word", "span"], default=None, help="what is selected together")
+    group.add_argument("--masking", dest="masking_strategy", choices=["token", "whole_word", "span"], default=None, help="what is selected together")
 
 
-MASKING_FLAGS = ("selection_rate", "mask_token_rate", "random_token_rate", "keep_rate", "max_selections", "strategy")
+# MaskingConfig field -> argparse dest (`--masking` is not `--strategy`, the distribution flag)
+MASKING_FLAGS = {
+    "selection_rate": "selection_rate",
+    "mask_token_rate": "mask_token_rate",
+    "random_token_rate": "random_token_rate",
+    "keep_rate": "keep_rate",
+    "max_selections": "max_selections",
+    "strategy": "masking_strategy",
+}
 
 
 def masking_config(args, base=None):
@@ -26,7 +34,7 @@ def masking_config(args, base=None):
     from keras_mlm.masking import MaskingConfig
 
     values = dict(base or {})
-    values.update({k: getattr(args, k) for k in MASKING_FLAGS if getattr(args, k, None) is not None})
+    values.update({field: getattr(args, dest) for field, dest in MASKING_FLAGS.items() if getattr(args, dest, None) is not None})
     try:
         return MaskingConfig(**values)
     except TypeError as e:

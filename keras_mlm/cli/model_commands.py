@@ -52,7 +52,7 @@ def run_config_from_args(args):
         "preset": args.preset,
         "model": _parse_model_overrides(args.model),
         "data": {"seq_len": args.seq_len},
-        "masking": {k: getattr(args, k) for k in MASKING_FLAGS},
+        "masking": {field: getattr(args, dest) for field, dest in MASKING_FLAGS.items()},
         "training": training,
     }
     return build_run_config(file_values, overrides, source=args.config or "flags")

@@ -9,6 +9,7 @@ import glob
 import json
 import math
 import os
+import re
 import time
 
 import keras
@@ -31,6 +32,24 @@ def atomic_save(save, path):
     finally:
         if os.path.exists(tmp):
             os.remove(tmp)
+
+
+TEMPORARY = re.compile(r"\.tmp-\d+")  # atomic_save's ".name.tmp-PID.ext", write_vocabulary's "name.tmp-PID"
+
+
+def remove_stale_temporaries(directory):
+    """Deletes the temporary files a killed run left under `directory` (returns how many).
+
+    [faults] A SIGKILL between `save(tmp)` and the rename leaves a partial `.name.tmp-PID.ext`; the
+    real files are never partial, and a rerun calls this first so no partial file stays behind.
+    """
+    removed = 0
+    for root, _, names in os.walk(directory):
+        for name in names:
+            if TEMPORARY.search(name):
+                os.remove(os.path.join(root, name))
+                removed += 1
+    return removed
 
 
 def write_json(path, payload):

@@ -9,6 +9,7 @@ and, masking being a pure function of (seed, step), sees the very masks the firs
 import math
 import os
 import shutil
+import tempfile
 
 import keras
 import tensorflow as tf
@@ -25,7 +26,16 @@ from keras_mlm.tokenizers import vocab as vocab_lib
 from keras_mlm.training import callbacks as cb
 from keras_mlm.training.optimizer import make_optimizer
 from keras_mlm.training.run_config import save_config
-from keras_mlm.training.strategy import is_chief, make_strategy, set_precision
+from keras_mlm.training.strategy import (
+    check_jit_compile,
+    distribute_dataset,
+    is_chief,
+    keras_fit_fixes,
+    make_strategy,
+    per_replica_batch_size,
+    set_precision,
+    task,
+)
 
 
 class TrainingDiverged(UserInputError):
@@ -47,6 +57,20 @@ def resolve_shards(data, tokens, config, run_dir):
             return target  # prepared by an earlier (interrupted) run of the same command
     prepare(paths, tokens, target, config.data, overwrite=True, progress=True)
     return target
+
+
+def _worker_shards(data, tokens, config, run_dir):
+    """[distributed] A non-chief worker's shards: the given shards directory, or the chief's prepared
+    RUN_DIR/data when it is complete and matches; None when the worker must prepare its own copy."""
+    paths = [data] if isinstance(data, (str, os.PathLike)) else list(data)
+    if len(paths) == 1 and os.path.isfile(os.path.join(paths[0], MANIFEST)):
+        return None  # a shards directory: resolve_shards checks and returns it
+    target = os.path.join(run_dir, "data")
+    if os.path.isfile(os.path.join(target, MANIFEST)):
+        manifest = read_manifest(target)
+        if manifest["vocab_sha256"] == vocab_lib.vocabulary_sha256(tokens) and manifest["seq_len"] == config.data.seq_len:
+            return target
+    return None
 
 
 def compile_masked_lm(model, training):
@@ -93,9 +117,27 @@ def pretrain(config, data, vocab, run_dir, verbose="auto"):
     training = config.training
     tokens = vocab_lib.load_vocabulary(vocab)
     strategy = make_strategy(training.strategy, training.cpu_devices)
+    check_jit_compile(strategy, training.jit_compile)  # [distributed] XLA needs a single replica
+    per_replica_batch_size(strategy, training.batch_size)  # [distributed] the global batch must divide
     chief = is_chief(strategy)
-    os.makedirs(run_dir, exist_ok=True)
-    shards = resolve_shards(data, tokens, config, run_dir)
+    if chief:
+        os.makedirs(run_dir, exist_ok=True)
+        cb.remove_stale_temporaries(run_dir)  # [faults] partial files of a killed earlier run
+    # [distributed] Only the chief writes RUN_DIR. The other workers of a multi-worker run write their
+    # checkpoints, backups and (if they must prepare text themselves) shards to a scratch folder that
+    # is removed at the end; they read the chief's prepared data and backup when present.
+    out_dir = run_dir if chief else tempfile.mkdtemp(prefix=f"keras-mlm-worker{task(strategy)[1]}-")
+    try:
+        return _pretrain(config, data, tokens, run_dir, out_dir, strategy, chief, verbose)
+    finally:
+        if not chief:
+            shutil.rmtree(out_dir, ignore_errors=True)
+
+
+def _pretrain(config, data, tokens, run_dir, out_dir, strategy, chief, verbose):
+    training = config.training
+    shards = _worker_shards(data, tokens, config, run_dir) if not chief else None
+    shards = shards or resolve_shards(data, tokens, config, out_dir)
     manifest = read_manifest(shards)
     if manifest["seq_len"] != config.data.seq_len:
         config = type(config)(**{**config.__dict__, "data": type(config.data)(**{**config.data.__dict__, "seq_len": manifest["seq_len"]})})
@@ -114,9 +156,16 @@ def pretrain(config, data, vocab, run_dir, verbose="auto"):
         compile_masked_lm(model, training)
         model(_dummy_batch(2, seq_len, masker.max_selections))  # built before restoring weights
 
-    backup = cb.ResumableBackup(os.path.join(run_dir, "backup"), enabled=chief)
-    initial_epoch = backup.restore(model)
+    # [distributed] Every worker restores from RUN_DIR/backup (shared, as with Keras' BackupAndRestore),
+    # inside the scope (restoring builds the optimizer's variables), and saves at the same steps
+    # (saving may read variables collectively); non-chiefs save to scratch.
+    backup = cb.ResumableBackup(os.path.join(out_dir, "backup"))
+    with strategy.scope():
+        initial_epoch = cb.ResumableBackup(os.path.join(run_dir, "backup")).restore(model)
     start_step = int(model.optimizer.iterations.numpy())
+    # [faults] Batches already trained on: every epoch before the backup's was complete. Equal to
+    # start_step, except under mixed_float16, where an overflowing batch is skipped without counting.
+    data_position = initial_epoch * training.checkpoint_every
     epochs = math.ceil(training.steps / training.checkpoint_every)
     if start_step >= training.steps:
         initial_epoch = epochs  # finished earlier: nothing left to train, just write the outputs again
@@ -128,19 +177,19 @@ def pretrain(config, data, vocab, run_dir, verbose="auto"):
             masker,
             seed=training.seed,
             shuffle_buffer=training.shuffle_buffer,
-            start_step=start_step,
+            start_step=data_position,
             input_context=input_context,
             vocabulary=tokens,
         )
 
-    distributed = strategy.num_replicas_in_sync > 1 or training.strategy == "multi-worker"
-    dataset = strategy.distribute_datasets_from_function(dataset_fn) if distributed else dataset_fn()
+    # [distributed] Each input pipeline builds its share of each global batch (see distribute_dataset).
+    dataset = distribute_dataset(strategy, dataset_fn, training.batch_size)
 
     from keras_mlm.inference.fill_mask import FillMask
 
     stop_on_nan = cb.StopOnNaN()
     healthy = lambda: stop_on_nan.bad_step is None  # noqa: E731
-    checkpoints = cb.RollingCheckpoint(os.path.join(run_dir, "checkpoints"), training.keep_checkpoints, healthy, enabled=chief)
+    checkpoints = cb.RollingCheckpoint(os.path.join(out_dir, "checkpoints"), training.keep_checkpoints, healthy)
     backup.should_save = healthy
     sampler = FillMask(model, tokens, seq_len)
     callbacks = [
@@ -153,15 +202,16 @@ def pretrain(config, data, vocab, run_dir, verbose="auto"):
         checkpoints,
         backup,
     ]
-    history = model.fit(
-        dataset,
-        epochs=epochs,
-        initial_epoch=initial_epoch,
-        steps_per_epoch=training.checkpoint_every,
-        callbacks=callbacks,
-        verbose=verbose,
-        shuffle=False,  # the dataset shuffles itself (seeded, resumable)
-    )
+    with keras_fit_fixes():  # [distributed] Keras 3.15 fit under tf.distribute strategies, see strategy.py
+        history = model.fit(
+            dataset,
+            epochs=epochs,
+            initial_epoch=initial_epoch,
+            steps_per_epoch=training.checkpoint_every,
+            callbacks=callbacks,
+            verbose=verbose if chief else 0,
+            shuffle=False,  # the dataset shuffles itself (seeded, resumable)
+        )
     if stop_on_nan.bad_step is not None:
         latest = checkpoints.latest()
         raise TrainingDiverged(
@@ -170,9 +220,8 @@ def pretrain(config, data, vocab, run_dir, verbose="auto"):
         )
     final_step = int(model.optimizer.iterations.numpy())
     metrics = {k: float(v[-1]) for k, v in history.history.items() if v}
+    cb.atomic_save(model.save, os.path.join(out_dir, MODEL_FILE))  # [distributed] all workers save; non-chiefs to scratch
     if chief:
-        cb.atomic_save(model.save, os.path.join(run_dir, MODEL_FILE))
         cb.write_json(os.path.join(run_dir, "summary.json"), {"step": final_step, "resumed_from_step": start_step, **metrics})
-    else:
-        shutil.rmtree(os.path.join(run_dir, "backup"), ignore_errors=True)
-    return {"step": final_step, "resumed_from_step": start_step, "run_dir": run_dir, "shards": shards, **metrics}
+    # "model": the trained model itself, for library callers (and tests comparing workers' weights).
+    return {"step": final_step, "resumed_from_step": start_step, "run_dir": run_dir, "shards": shards, **metrics, "model": model}

@@ -75,6 +75,9 @@ def test_flags_override_the_config_file(files):
     config = run_config_from_args(parser.parse_args(["--config", str(files / "run.yaml"), "--steps", "20", "--model", "dropout=0.0"]))
     assert (config.preset, config.training.steps, config.training.batch_size) == ("mini", 20, 8)
     assert config.masking.selection_rate == 0.2 and config.model == {"dropout": 0.0}
+    # --masking (what is selected) and --strategy (distribution) are different settings.
+    both = run_config_from_args(parser.parse_args(["--strategy", "mirrored", "--masking", "span"]))
+    assert (both.training.strategy, both.masking.strategy) == ("mirrored", "span")
 
 
 def test_vocab_prepare_inspect_json(files, capsys):
