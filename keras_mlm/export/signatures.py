@@ -12,6 +12,7 @@ NER, QA) adds its own builders next to the shared ones:
 and the exporter, the serving check, the warm-up requests and models.config need no change.
 """
 
+import abc
 import dataclasses
 import functools
 
@@ -83,25 +84,25 @@ class ExportContext:
         return getattr(self.model, "encoder", self.model)
 
 
-class Signature:
+class Signature(abc.ABC):
     """Base of the builders: `name`, documented `inputs`/`outputs` ({name: (dtype, shape, meaning)})."""
 
     name = ""
     inputs = {}
     outputs = {}
 
+    @abc.abstractmethod
     def input_signature(self, context):
         """[tf.TensorSpec] in argument order; the spec names are the request's input keys."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def build(self, context):
         """A function of the inputs (positional, in `input_signature` order) returning a dict of outputs."""
-        raise NotImplementedError
 
+    @abc.abstractmethod
     def example_inputs(self, texts, token_ids):
         """The inputs of a real request for `texts`, packed as `token_ids` (batch, seq) int32: the
         warm-up requests."""
-        raise NotImplementedError
 
     def describe(self, context):
         """One line per input and output, with the shapes of this export filled in."""
