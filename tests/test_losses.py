@@ -2,23 +2,17 @@
 
 import json
 
+import sys
+from pathlib import Path
+
 import keras
 import numpy as np
 import tensorflow as tf
 
 from keras_mlm.losses import MaskedLMLoss, masked_cross_entropy
 
-# Row 0: slot 0 uniform over 3 (ce = ln 3), slot 1 p(label) = 2/4 (ce = ln 2), slot 2 padded with a
-# huge ce (100) that must not count. Row 1: all padded.
-LOGITS = np.array(
-    [
-        [[0.0, 0.0, 0.0], [0.0, np.log(2.0), 0.0], [100.0, 0.0, 0.0]],
-        [[0.0, 5.0, 0.0], [1.0, 2.0, 3.0], [0.0, 0.0, 0.0]],
-    ],
-    "float32",
-)
-LABELS = np.array([[1, 1, 2], [0, 0, 0]], "int32")
-WEIGHTS = np.array([[1.0, 0.5, 0.0], [0.0, 0.0, 0.0]], "float32")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # masked_slots.py beside this file (importlib mode)
+from masked_slots import LABELS, LOGITS, WEIGHTS  # noqa: E402
 
 
 def test_by_hand_with_padded_slots():

@@ -1,6 +1,8 @@
 """MaskedAccuracy and Perplexity against hand computation, alone and inside compile/evaluate."""
 
 import json
+import sys
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -10,15 +12,8 @@ from keras_mlm.losses import MaskedLMLoss
 from keras_mlm.metrics import MaskedAccuracy, Perplexity
 from keras_mlm.models import EncoderConfig, build_masked_lm
 
-LOGITS = np.array(
-    [
-        [[0.0, 0.0, 0.0], [0.0, np.log(2.0), 0.0], [100.0, 0.0, 0.0]],
-        [[0.0, 5.0, 0.0], [1.0, 2.0, 3.0], [0.0, 0.0, 0.0]],
-    ],
-    "float32",
-)
-LABELS = np.array([[1, 1, 2], [0, 0, 0]], "int32")
-WEIGHTS = np.array([[1.0, 0.5, 0.0], [0.0, 0.0, 0.0]], "float32")
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # masked_slots.py beside this file (importlib mode)
+from masked_slots import LABELS, LOGITS, WEIGHTS  # noqa: E402
 
 
 def test_masked_accuracy_by_hand_across_batches():

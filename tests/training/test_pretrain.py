@@ -7,37 +7,31 @@ import os
 import numpy as np
 import pytest
 
+import sys
+from pathlib import Path
+
 from keras_mlm.errors import UserInputError
-from keras_mlm.tokenizers import SPECIAL_TOKENS, write_vocabulary
 from keras_mlm.training.pretrain import pretrain
 from keras_mlm.training.run_config import build_run_config
 
-WORDS = "the cat dog sat on a mat log ran to park red blue big small bird sang tree in sun".split()
-SENTENCES = [
-    "the cat sat on a mat",
-    "the dog ran to the park",
-    "the bird sang in a tree",
-    "the big dog sat on a log",
-    "the small cat ran to the park",
-    "the red bird sang in the sun",
-]
-TINY_MODEL = {"num_layers": 1, "hidden_dim": 32, "num_heads": 2, "intermediate_dim": 64, "dropout": 0.0}
+sys.path.insert(0, str(Path(__file__).resolve().parent))  # tiny_run.py beside this file (importlib mode)
+import tiny_run  # noqa: E402
+from tiny_run import SENTENCES, TINY_MODEL  # noqa: E402
 
 
 def tiny_config(**training):
-    defaults = dict(steps=600, batch_size=32, learning_rate=1e-2, checkpoint_every=300, log_every=100, sample_every=300, warmup_fraction=0.05, seed=0)
+    """The learning configuration: enough steps and rate for the tiny model to learn the six sentences."""
+    defaults = dict(steps=600, batch_size=32, learning_rate=1e-2, checkpoint_every=300, log_every=100, sample_every=300, warmup_fraction=0.05)
     defaults.update(training)
-    return build_run_config({"preset": "tiny", "model": TINY_MODEL, "data": {"seq_len": 16}, "training": defaults})
+    return tiny_run.tiny_config(**defaults)
 
 
 @pytest.fixture(scope="module")
 def corpus(tmp_path_factory):
-    root = tmp_path_factory.mktemp("corpus")
-    write_vocabulary(list(SPECIAL_TOKENS) + WORDS, root / "vocab.txt")
     # Each sentence is a document: rows hold [CLS] sentence [SEP] sentence [SEP] ... in random order,
     # so a neighbouring sentence tells nothing and the model must use the sentence itself.
-    order = np.random.default_rng(0).integers(0, len(SENTENCES), 240)
-    (root / "corpus.txt").write_text("\n\n".join(SENTENCES[i] for i in order) + "\n")
+    root = tmp_path_factory.mktemp("corpus")
+    tiny_run.write_corpus(str(root))
     return root
 
 
@@ -70,7 +64,7 @@ def test_run_dir_holds_model_vocab_config_checkpoints_and_logs(trained):
     import yaml
 
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert config["model"]["vocabulary_size"] == len(SPECIAL_TOKENS) + len(WORDS)
+    assert config["model"]["vocabulary_size"] == 5 + len(tiny_run.WORDS)
     assert config["training"]["steps"] == 600 and config["data"]["seq_len"] == 16
 
 
@@ -185,7 +179,7 @@ def test_rerun_resumes_from_the_backup_and_extends_to_the_new_step_count(corpus,
 def test_rerun_with_another_model_is_refused(corpus, tmp_path):
     data, vocab = [str(corpus / "corpus.txt")], str(corpus / "vocab.txt")
     pretrain(tiny_config(steps=2, checkpoint_every=2), data, vocab, str(tmp_path), verbose=0)
-    other = build_run_config({"preset": "tiny", "model": {**TINY_MODEL, "hidden_dim": 64}, "data": {"seq_len": 16}, "training": {"steps": 2}})
+    other = build_run_config({"preset": "tiny", "model": {**TINY_MODEL, "hidden_dim": 64}, "data": {"seq_len": tiny_run.SEQ_LEN}, "training": {"steps": 2}})
     with pytest.raises(UserInputError, match="different model config \\(hidden_dim"):
         pretrain(other, data, vocab, str(tmp_path), verbose=0)
 
