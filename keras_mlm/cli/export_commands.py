@@ -42,7 +42,7 @@ def register(verbs):
                    help=f"TF Serving release every signature must run on (default {DEFAULT_SERVING_VERSION}); 'none': no check")
     p.add_argument("--top-k", type=int, default=5, help="predictions per mask (default 5)")
     p.add_argument("--signatures", default=None, help="comma-separated subset, e.g. fill_mask,encode (default: all)")
-    p.add_argument("--warmup-text", action="append", default=[], metavar="TEXT", help="warm-up text with a [MASK] (repeatable)")
+    p.add_argument("--warmup-text", action="append", default=[], metavar="TEXT", help="warm-up text (repeatable; with a [MASK] for a masked LM)")
     p.add_argument("--base-path", default=DEFAULT_BASE_PATH, help=f"where the server sees --to, for models.config (default {DEFAULT_BASE_PATH})")
     p.add_argument("--model-path", default=None, help="export this checkpoint instead of RUN_DIR/model.keras")
     p.set_defaults(run=_export)

@@ -86,9 +86,17 @@ def _choose_builders(model, names):
     return tuple(b for b in builders if b.name in names)
 
 
-def _pack_warmup_texts(context, texts):
+def _needs_mask(builders):
+    """Whether the exported signatures fill masks (warm-up texts then need a [MASK]; a task model's don't)."""
+    return any(isinstance(b, (signatures_lib.FillMaskText, signatures_lib.FillMask)) for b in builders)
+
+
+def _pack_warmup_texts(context, texts, require_mask=True):
+    from keras_mlm.export.text_inputs import TextPacker
+
+    packer = context.text_packer if require_mask else TextPacker(context.tokens, context.sequence_length, context.lowercase, require_mask=False)
     try:
-        return tf.function(context.text_packer)(tf.constant(texts)).numpy()
+        return tf.function(packer)(tf.constant(texts)).numpy()
     except tf.errors.InvalidArgumentError as e:
         raise UserInputError(f"warm-up texts: {guards.error_message(e)}") from None
 
@@ -118,8 +126,9 @@ def export_model(
     if os.path.exists(final):
         raise UserInputError(f"{final} already exists: versions are immutable, export as a new --version")
 
-    texts = list(warmup_texts or warmup.default_texts(tokens))
-    token_ids = _pack_warmup_texts(context, texts)  # checks the warm-up texts before the slow part
+    require_mask = _needs_mask(builders)
+    texts = list(warmup_texts or warmup.default_texts(tokens, with_mask=require_mask))
+    token_ids = _pack_warmup_texts(context, texts, require_mask)  # checks the warm-up texts before the slow part
 
     # Trace every signature and check its custom ops before anything is written.
     functions, needed = {}, {}

@@ -40,3 +40,18 @@ def error_message(error):
     lines = [line.strip() for line in error.message.splitlines() if line.strip()]
     failed = [line for line in lines if line.startswith("assertion failed:")]
     return (failed or [line for line in lines if line != "Graph execution error:"] or ["(no message)"])[0]
+
+
+def check_texts(texts, name):
+    """A (batch,) string input, checked at run time: rank 1, valid UTF-8, no blank text.
+
+    `name` prefixes the messages ("classify: texts"); failing rows are listed.
+    """
+    texts = check_rank(texts, 1, name, "(batch,)")
+    # UTF-8 -> UTF-8 is the identity on valid text and replaces the bytes of invalid text.
+    utf8 = tf.equal(tf.strings.unicode_transcode(texts, "UTF-8", "UTF-8", errors="replace"), texts)  # (batch,)
+    blank = tf.equal(tf.strings.length(tf.strings.strip(texts)), 0)  # (batch,)
+    return checked(texts, [
+        require(utf8, f"{name}: text is not valid UTF-8; rows:", failing_rows(utf8)),
+        require(~blank, f"{name}: empty text; rows:", failing_rows(~blank)),
+    ])

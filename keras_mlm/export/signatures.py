@@ -240,5 +240,10 @@ def _register_builtin():
 
     register_signatures(MaskedLM, (FillMaskText(), FillMask(), Encode()))
 
+    from keras_mlm.export.classify_signature import ClassifyPairs, ClassifyText
+    from keras_mlm.models import SequenceClassifier
+
+    register_signatures(SequenceClassifier, (ClassifyText(), ClassifyPairs(), Encode()))
+
 
 _register_builtin()

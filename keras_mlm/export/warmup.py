@@ -28,12 +28,13 @@ def serving_apis():
     return model_pb2, predict_pb2, prediction_log_pb2
 
 
-def default_texts(tokens, count=4):
-    """`count` short texts made of the vocabulary's own words, each with one or two [MASK]s."""
+def default_texts(tokens, count=4, with_mask=True):
+    """`count` short texts made of the vocabulary's own words, each with one or two [MASK]s (or, for
+    task models, `with_mask=False`, a word in each [MASK]'s place)."""
     specials = set(vocab_lib.special_token_ids(tokens))
     words = [t for i, t in enumerate(tokens) if i not in specials and t.isalpha()][:4] or ["a"]
     words = (words * 4)[:4]
-    m = vocab_lib.MASK
+    m = vocab_lib.MASK if with_mask else words[2]
     patterns = [f"{words[0]} {m} {words[1]}", f"{m} {words[2]}", f"{words[1]} {m} {words[3]} {m}", f"{words[3]} {words[0]} {m}"]
     return [patterns[i % len(patterns)] for i in range(count)]
 

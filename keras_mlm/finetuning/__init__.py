@@ -1,0 +1,1 @@
+"""Fine-tuning: shared recipe plumbing, task data readers and alignment (classification, NER, QA)."""
