@@ -31,6 +31,7 @@ _EXPORTS = {
     "BertEncoder": "keras_mlm.models",
     "MaskedLM": "keras_mlm.models",
     "build_masked_lm": "keras_mlm.models",
+    "SequenceClassifier": "keras_mlm.models",
     "MaskedLMLoss": "keras_mlm.losses",
     "MaskedAccuracy": "keras_mlm.metrics",
     "Perplexity": "keras_mlm.metrics",

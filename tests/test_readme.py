@@ -33,3 +33,26 @@ def test_readme_keras_script_trains_and_fills_masks(tmp_path, monkeypatch, corpo
     history = namespace["model"].history.history
     assert len(history["loss"]) == 1 and history["loss"][0] > 0
     assert namespace["model"].optimizer.iterations.numpy() == 4
+
+
+def test_readme_finetune_script_trains_a_classifier(tmp_path, monkeypatch):
+    import keras
+    import yaml
+
+    from keras_mlm.models import EncoderConfig, build_masked_lm
+    from keras_mlm.tokenizers import SPECIAL_TOKENS, write_vocabulary
+
+    run = tmp_path / "runs" / "mini"
+    run.mkdir(parents=True)
+    tokens = list(SPECIAL_TOKENS) + ["a", "great", "film", "dull", ",", "tired"]
+    write_vocabulary(tokens, run / "vocab.txt")
+    build_masked_lm(EncoderConfig(len(tokens), 1, 16, 2, 32, max_sequence_length=128)).save(run / "model.keras")
+    (run / "config.yaml").write_text(yaml.safe_dump({"data": {"seq_len": 64, "lowercase": True}}))
+    script = re.search(r"<!-- readme-finetune-script -->\n```python\n(.*?)```", README.read_text(), re.S).group(1)
+    assert len(script.strip().splitlines()) <= 15
+    monkeypatch.chdir(tmp_path)
+    namespace = {}
+    exec(compile(script.replace("epochs=3)", "epochs=3, verbose=0)"), "README.md", "exec"), namespace)
+    model = namespace["model"]
+    assert len(model.history.history["loss"]) == 3 and model.optimizer.iterations.numpy() == 3
+    assert isinstance(model, keras.Model) and model.labels == ["negative", "positive"]
