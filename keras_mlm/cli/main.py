@@ -5,6 +5,7 @@ user can fix is a `UserInputError`, printed as one line with a non-zero exit cod
 """
 
 import argparse
+import functools
 import os
 import sys
 
@@ -13,13 +14,28 @@ from keras_mlm.errors import UserInputError
 EXIT_USER_ERROR = 2
 
 
+class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
+    """`--help` shows each flag's default: argparse's "(default: X)", unless the help text already
+    says it; a flag without a value of its own (None: taken from a config file or computed) says so."""
+
+    def _get_help_string(self, action):
+        text = action.help or ""
+        if "default" in text or action.required or action.default is argparse.SUPPRESS or not action.option_strings:
+            return text
+        if action.default is None or action.default == []:
+            return f"{text} (default: not set)"
+        return super()._get_help_string(action)
+
+
 def build_parser():
-    from keras_mlm.cli import data_commands, model_commands
+    from keras_mlm.cli import checkpoint_commands, data_commands, model_commands
 
     parser = argparse.ArgumentParser(prog="keras-mlm", description="Masked language model pre-training with TensorFlow/Keras.")
     parser.add_argument("--version", action="version", version=f"keras-mlm {__import__('keras_mlm').__version__}")
-    verbs = parser.add_subparsers(dest="verb", metavar="VERB", required=True)
-    for module in (data_commands, model_commands):
+    verbs = parser.add_subparsers(
+        dest="verb", metavar="VERB", required=True, parser_class=functools.partial(argparse.ArgumentParser, formatter_class=DefaultsHelpFormatter)
+    )
+    for module in (data_commands, model_commands, checkpoint_commands):
         module.register(verbs)
     try:
         from keras_mlm.cli import export_commands

@@ -12,15 +12,20 @@ class MaskedLM(keras.Model):
 
     Train it with `MaskedLMLoss` on (x, mask_ids, mask_weights). The head reads only the
     `mask_positions` rows of the encoder output and projects them onto the encoder's token embedding.
+    The head's activation and LayerNorm epsilon are the encoder's unless `head_activation` /
+    `head_layer_norm_epsilon` say otherwise (keras-hub's BertMaskedLM: tanh-GELU encoder, erf-GELU
+    head with epsilon 1e-5; an imported checkpoint keeps its source's math).
     """
 
-    def __init__(self, encoder, **kwargs):
+    def __init__(self, encoder, head_activation=None, head_layer_norm_epsilon=None, **kwargs):
         dtype = kwargs.pop("dtype", None) or encoder.dtype_policy
         self.encoder = encoder
+        self.head_activation = head_activation
+        self.head_layer_norm_epsilon = head_layer_norm_epsilon
         self.mlm_head = MaskedLMHead(
             encoder.token_embedding,
-            activation=encoder.activation,
-            layer_norm_epsilon=encoder.layer_norm_epsilon,
+            activation=head_activation or encoder.activation,
+            layer_norm_epsilon=head_layer_norm_epsilon or encoder.layer_norm_epsilon,
             kernel_initializer=bert_initializer(encoder.initializer_range),
             dtype=dtype,
             name="mlm_head",
@@ -37,6 +42,8 @@ class MaskedLM(keras.Model):
             "trainable": self.trainable,
             "dtype": keras.dtype_policies.serialize(self.dtype_policy),
             "encoder": keras.layers.serialize(self.encoder),
+            "head_activation": self.head_activation,
+            "head_layer_norm_epsilon": self.head_layer_norm_epsilon,
         }
 
     @classmethod
@@ -46,7 +53,11 @@ class MaskedLM(keras.Model):
         return cls(**config)
 
 
-def build_masked_lm(config, dtype=None):
-    """A fresh `MaskedLM` over a `BertEncoder` of `config` (an `EncoderConfig`); dtype e.g. "mixed_bfloat16"."""
+def build_masked_lm(config, dtype=None, head_activation=None, head_layer_norm_epsilon=None):
+    """A fresh `MaskedLM` over a `BertEncoder` of `config` (an `EncoderConfig`); dtype e.g. "mixed_bfloat16".
+    The head's activation and epsilon default to the encoder's (see `MaskedLM`)."""
     encoder = BertEncoder.from_encoder_config(config, dtype=dtype, name="encoder")
-    return MaskedLM(encoder, dtype=dtype, name="masked_lm")
+    return MaskedLM(
+        encoder, head_activation=head_activation, head_layer_norm_epsilon=head_layer_norm_epsilon,
+        dtype=dtype, name="masked_lm",
+    )

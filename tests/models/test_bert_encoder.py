@@ -4,6 +4,8 @@ import keras
 import keras_hub
 import numpy as np
 
+from keras_mlm.checkpoints.keras_hub_format import assign_backbone
+from keras_mlm.checkpoints.layout import encoder_tensors
 from keras_mlm.models import BertEncoder, EncoderConfig
 
 CONFIG = EncoderConfig(
@@ -43,26 +45,7 @@ def test_matches_keras_hub_bert_backbone_with_the_same_weights():
         vocabulary_size=20, num_layers=2, num_heads=2, hidden_dim=16, intermediate_dim=32, dropout=0.0,
         max_sequence_length=8,
     )
-    emb = ours.embeddings
-    hub.token_embedding.embeddings.assign(emb.token_embedding.embeddings.numpy())
-    hub.position_embedding.position_embeddings.assign(emb.position_embedding.embeddings.numpy())
-    hub.segment_embedding.embeddings.assign(emb.segment_embedding.embeddings.numpy())
-    hub.embeddings_layer_norm.gamma.assign(emb.norm.gamma.numpy())
-    hub.embeddings_layer_norm.beta.assign(emb.norm.beta.numpy())
-    for block, layer in zip(ours.transformer_blocks, hub.transformer_layers):
-        mha, head_dim = layer._self_attention_layer, 8
-        q, k, v = np.split(block.attention.qkv_kernel.numpy(), 3, axis=1)
-        qb, kb, vb = np.split(block.attention.qkv_bias.numpy(), 3)
-        for dense, kernel, bias in [(mha.query_dense, q, qb), (mha.key_dense, k, kb), (mha.value_dense, v, vb)]:
-            dense.kernel.assign(kernel.reshape(16, 2, head_dim))
-            dense.bias.assign(bias.reshape(2, head_dim))
-        mha.output_dense.kernel.assign(block.attention.output_kernel.numpy().reshape(2, head_dim, 16))
-        mha.output_dense.bias.assign(block.attention.output_bias.numpy())
-        layer._self_attention_layer_norm.set_weights([block.attention_norm.gamma.numpy(), block.attention_norm.beta.numpy()])
-        layer._feedforward_layer_norm.set_weights([block.feed_forward_norm.gamma.numpy(), block.feed_forward_norm.beta.numpy()])
-        ff = block.feed_forward
-        layer._feedforward_intermediate_dense.set_weights([ff.intermediate_kernel.numpy(), ff.intermediate_bias.numpy()])
-        layer._feedforward_output_dense.set_weights([ff.output_kernel.numpy(), ff.output_bias.numpy()])
+    assign_backbone(hub, encoder_tensors(ours))  # the mapping the checkpoint import/export uses
 
     batch = _batch([[2, 5, 6, 7, 3, 0], [2, 9, 3, 11, 12, 3]], segment_ids=[[0, 0, 0, 0, 0, 0], [0, 0, 0, 1, 1, 1]])
     np.testing.assert_allclose(ours(batch), hub(batch)["sequence_output"], rtol=1e-4, atol=1e-4)

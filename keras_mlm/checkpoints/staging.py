@@ -1,0 +1,37 @@
+"""Folders written whole or not at all: build in a temporary sibling, rename into place at the end."""
+
+import contextlib
+import os
+import shutil
+import tempfile
+
+from keras_mlm.errors import UserInputError
+
+
+def check_target(path, overwrite=False):
+    """Fails early when `path` may not be written: a file, or a non-empty folder without `overwrite`."""
+    if os.path.exists(path) and (not os.path.isdir(path) or (os.listdir(path) and not overwrite)):
+        raise UserInputError(f"{path}: already exists and is not empty (choose another --out, or pass --overwrite)")
+
+
+@contextlib.contextmanager
+def staged_folder(path, overwrite=False):
+    """Yields an empty temporary folder beside `path`; when the block ends without an error it
+    replaces `path` by a rename (an existing folder is removed only then), otherwise it is deleted
+    and `path` is left as it was."""
+    path = os.path.abspath(path)
+    check_target(path, overwrite)
+    parent, name = os.path.split(path)
+    os.makedirs(parent, exist_ok=True)
+    tmp = tempfile.mkdtemp(prefix=f".{name}.tmp-", dir=parent)
+    try:
+        yield tmp
+        if os.path.isdir(path) and os.listdir(path):
+            old = tempfile.mkdtemp(prefix=f".{name}.old-", dir=parent)
+            os.replace(path, os.path.join(old, name))
+            os.replace(tmp, path)
+            shutil.rmtree(old, ignore_errors=True)
+        else:
+            os.replace(tmp, path)  # onto a missing or empty folder
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
