@@ -245,5 +245,10 @@ def _register_builtin():
 
     register_signatures(SequenceClassifier, (ClassifyText(), ClassifyPairs(), Encode()))
 
+    from keras_mlm.export.tag_signature import Tag
+    from keras_mlm.models import TokenClassifier
+
+    register_signatures(TokenClassifier, (Tag(), Encode()))
+
 
 _register_builtin()
