@@ -28,14 +28,14 @@ class DefaultsHelpFormatter(argparse.ArgumentDefaultsHelpFormatter):
 
 
 def build_parser():
-    from keras_mlm.cli import checkpoint_commands, data_commands, model_commands
+    from keras_mlm.cli import checkpoint_commands, data_commands, illustrate_commands, model_commands
 
     parser = argparse.ArgumentParser(prog="keras-mlm", description="Masked language model pre-training with TensorFlow/Keras.")
     parser.add_argument("--version", action="version", version=f"keras-mlm {__import__('keras_mlm').__version__}")
     verbs = parser.add_subparsers(
         dest="verb", metavar="VERB", required=True, parser_class=functools.partial(argparse.ArgumentParser, formatter_class=DefaultsHelpFormatter)
     )
-    for module in (data_commands, model_commands, checkpoint_commands):
+    for module in (data_commands, model_commands, checkpoint_commands, illustrate_commands):
         module.register(verbs)
     try:
         from keras_mlm.cli import export_commands
