@@ -32,6 +32,8 @@ _EXPORTS = {
     "MaskedLM": "keras_mlm.models",
     "build_masked_lm": "keras_mlm.models",
     "SequenceClassifier": "keras_mlm.models",
+    "TokenClassifier": "keras_mlm.models",
+    "SpanExtractor": "keras_mlm.models",
     "MaskedLMLoss": "keras_mlm.losses",
     "MaskedAccuracy": "keras_mlm.metrics",
     "Perplexity": "keras_mlm.metrics",

@@ -104,7 +104,7 @@ def _pack_warmup_texts(context, texts, require_mask=True):
 def export_model(
     model, tokens, sequence_length, name, *, lowercase=None, version=None, to="saved_models",
     serving_version=serving_ops.DEFAULT_SERVING_VERSION, top_k=5, signatures=None, warmup_texts=None,
-    base_path=model_config.DEFAULT_BASE_PATH, verbose=False,
+    base_path=model_config.DEFAULT_BASE_PATH, verbose=False, task=None,
 ):
     """Exports `model` (a registered model type) as to/name/version; returns an `ExportResult`.
 
@@ -112,13 +112,15 @@ def export_model(
         (a server with extra ops linked); serving_default is the first registered signature that
         stock TF Serving can run.
     signatures: names to export (default: all registered for the model type).
-    warmup_texts: texts with a [MASK] for the warm-up requests (default: made from the vocabulary).
+    warmup_texts: texts for the warm-up requests (default: made from the vocabulary; with a [MASK]
+        for a masked LM).
+    task: a task run's config.yaml `task` section (settings a task signature reads, e.g. QA's doc_stride).
     """
     tokens = list(tokens)
     warmup.serving_apis()  # tensorflow-serving-api is installed
     _check_options(name, version, top_k, serving_version)
     _check_sequence_length(sequence_length, model)
-    context = signatures_lib.ExportContext(model, tuple(tokens), int(sequence_length), lowercase, int(top_k))
+    context = signatures_lib.ExportContext(model, tuple(tokens), int(sequence_length), lowercase, int(top_k), task)
     builders = _choose_builders(model, signatures)
     model_dir = os.path.join(to, name)
     version = version or max(existing_versions(model_dir), default=0) + 1
@@ -190,4 +192,4 @@ def export_run(run_dir, name, *, model_path=None, **options):
 
     _check_options(name, options.get("version"), options.get("top_k", 5), options.get("serving_version", serving_ops.DEFAULT_SERVING_VERSION))
     run = load_run(run_dir, model_path=model_path)
-    return export_model(run.model, run.tokens, run.sequence_length, name, lowercase=run.lowercase, **options)
+    return export_model(run.model, run.tokens, run.sequence_length, name, lowercase=run.lowercase, task=run.config.get("task"), **options)

@@ -37,6 +37,9 @@ class ExportContext:
     """Tokenizer lowercasing (None: inferred from the vocabulary, as `FillMask` does)."""
     top_k: int = 5
     """Predictions returned per mask."""
+    task: dict = None
+    """A task run's config.yaml `task` section (the QA recipe's doc_stride, max_answer_length,
+    null_threshold); None for a pre-training run."""
 
     @functools.cached_property
     def text_packer(self):
@@ -249,6 +252,11 @@ def _register_builtin():
     from keras_mlm.models import TokenClassifier
 
     register_signatures(TokenClassifier, (Tag(), Encode()))
+
+    from keras_mlm.export.answer_signature import Answer
+    from keras_mlm.models import SpanExtractor
+
+    register_signatures(SpanExtractor, (Answer(), Encode()))
 
 
 _register_builtin()
