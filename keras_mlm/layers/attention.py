@@ -22,6 +22,20 @@ def padding_mask_to_attention_bias(padding_mask, dtype):
     return bias[:, None, None, :]  # (batch, 1, 1, seq_len)
 
 
+def local_attention_bias(sequence_length, window, dtype):
+    """Additive bias (1, 1, seq, seq) letting query i see only keys j with |i - j| <= window // 2.
+
+    ModernBERT's sliding window (`local_attention=128`: 64 tokens each side). Add it to the
+    padding bias: (batch, 1, 1, seq) + (1, 1, seq, seq) broadcasts to (batch, 1, seq, seq). A real
+    query always sees itself, so no row of a real token is fully masked.
+    """
+    large_negative = -3e4 if keras.backend.standardize_dtype(dtype) == "float16" else -1e9
+    positions = ops.arange(sequence_length, dtype="int32")
+    distance = ops.abs(positions[:, None] - positions[None, :])  # (seq, seq)
+    bias = ops.where(distance <= window // 2, ops.cast(0.0, dtype), ops.cast(large_negative, dtype))
+    return bias[None, None]  # (1, 1, seq, seq)
+
+
 @keras.saving.register_keras_serializable(package="keras_mlm")
 class MultiHeadSelfAttention(keras.layers.Layer):
     """softmax(q k^T / sqrt(head_dim) + bias) v over `num_heads` heads, then an output projection.
@@ -70,6 +84,7 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         # full-size copy per slice).
         qkv = ops.transpose(ops.reshape(qkv, (batch, seq_len, 3, heads, head_dim)), (2, 0, 3, 1, 4))
         query, key, value = (tf.squeeze(t, 0) for t in tf.split(qkv, 3, axis=0))  # (batch, heads, seq, head_dim)
+        query, key = self.encode_positions(query, key, training)  # identity here; rotary in a subclass
         query = query * ops.cast(head_dim**-0.5, query.dtype)  # scale the smaller tensor
         scores = tf.matmul(query, key, transpose_b=True)  # (batch, heads, seq_q, seq_k)
         # Padding bias, softmax over keys, dropout. Plain ops on purpose: oneDNN's softmax and its
@@ -83,6 +98,11 @@ class MultiHeadSelfAttention(keras.layers.Layer):
         context = ops.reshape(ops.transpose(context, (0, 2, 1, 3)), (-1, hidden))  # (tokens, hidden)
         outputs = dense(context, self.output_kernel, self.output_bias if self.use_bias else None)
         return ops.reshape(outputs, (batch, seq_len, hidden))  # (batch, seq, hidden)
+
+    def encode_positions(self, query, key, training=None):
+        """Hook for relative position encodings of query and key, (batch, heads, seq, head_dim) each;
+        none here (positions come from the embeddings). `RotarySelfAttention` rotates them."""
+        return query, key
 
     def compute_output_shape(self, inputs_shape, attention_bias_shape=None):
         return inputs_shape

@@ -54,10 +54,12 @@ def apply_dropout(x, keep, rate):
 
 
 def layer_norm(x, gamma, beta, epsilon):
-    """LayerNorm over the last axis, statistics in float32, result in x's dtype."""
+    """LayerNorm over the last axis, statistics in float32, result in x's dtype; beta None: no shift."""
     xf = tf.cast(x, "float32")
     mean, variance = tf.nn.moments(xf, axes=[-1], keepdims=True)
-    y = (xf - mean) * tf.math.rsqrt(variance + epsilon) * tf.cast(gamma, "float32") + tf.cast(beta, "float32")
+    y = (xf - mean) * tf.math.rsqrt(variance + epsilon) * tf.cast(gamma, "float32")
+    if beta is not None:
+        y = y + tf.cast(beta, "float32")
     return tf.cast(y, x.dtype)
 
 
@@ -84,6 +86,14 @@ def activation(x, *, name):
     from keras_mlm.layers.activations import get_activation
 
     return tf.cast(get_activation(name)(tf.cast(x, "float32")), x.dtype)
+
+
+def gated_activation(x, *, name):
+    """act(a) * g for x = [a | g], halves of the last axis (GeGLU for "gelu"), computed in float32."""
+    from keras_mlm.layers.activations import get_activation
+
+    a, g = tf.split(tf.cast(x, "float32"), 2, axis=-1)
+    return tf.cast(get_activation(name)(a) * g, x.dtype)
 
 
 @functools.cache

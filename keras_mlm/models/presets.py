@@ -30,6 +30,14 @@ PRESETS = {
 }
 
 
+def require_positive_integers(config, *names):
+    """Raises UserInputError unless each named field of `config` is an int >= 1 (bool is not)."""
+    for name in names:
+        value = getattr(config, name)
+        if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
+            raise UserInputError(f"encoder config: {name} must be a positive integer, got {value!r}")
+
+
 @dataclasses.dataclass(frozen=True)
 class EncoderConfig:
     """Sizes and options of a BERT encoder; the keys are `BertEncoder`'s constructor arguments."""
@@ -59,11 +67,8 @@ class EncoderConfig:
     """Standard deviation of the truncated-normal initializer of every kernel and embedding."""
 
     def __post_init__(self):
-        for name in ("vocabulary_size", "num_layers", "hidden_dim", "num_heads", "intermediate_dim",
-                     "max_sequence_length", "num_segments"):
-            value = getattr(self, name)
-            if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value < 1:
-                raise UserInputError(f"encoder config: {name} must be a positive integer, got {value!r}")
+        require_positive_integers(self, "vocabulary_size", "num_layers", "hidden_dim", "num_heads",
+                                  "intermediate_dim", "max_sequence_length", "num_segments")
         if self.hidden_dim % self.num_heads:
             raise UserInputError(
                 f"encoder config: hidden_dim={self.hidden_dim} is not divisible by num_heads={self.num_heads}"
@@ -85,17 +90,23 @@ class EncoderConfig:
             ) from None
 
     @classmethod
+    def presets(cls):
+        """Preset name -> fields (all but vocabulary_size); configs of other architectures override it."""
+        return PRESETS
+
+    @classmethod
     def from_preset(cls, name, vocabulary_size, **overrides):
         """The preset `name` with `vocabulary_size`, any field replaced by `overrides` (nothing derived)."""
-        if name not in PRESETS:
-            raise UserInputError(f"unknown encoder preset {name!r} (allowed: {', '.join(PRESETS)})")
+        presets = cls.presets()
+        if name not in presets:
+            raise UserInputError(f"unknown encoder preset {name!r} (allowed: {', '.join(presets)})")
         fields = [f.name for f in dataclasses.fields(cls)]
         unknown = sorted(set(overrides) - set(fields))
         if unknown:
             raise UserInputError(
                 f"unknown encoder config field(s) {', '.join(unknown)} (allowed: {', '.join(fields)})"
             )
-        return cls(**{**PRESETS[name], "vocabulary_size": vocabulary_size, **overrides})
+        return cls(**{**presets[name], "vocabulary_size": vocabulary_size, **overrides})
 
     def to_dict(self):
         return dataclasses.asdict(self)

@@ -57,6 +57,10 @@ def _kernel_cases():
         ("gelu", F.activation, (x,), {"name": "gelu"}),
         ("gelu_approximate", F.activation, (x,), {"name": "gelu_approximate"}),
         ("relu", F.activation, (x,), {"name": "relu"}),
+        ("layer_norm_without_beta", F.layer_norm, (x, gamma, None), {"epsilon": 1e-5}),
+        ("embeddings_norm_no_positions", F.embeddings_norm, (x, tf.zeros(()), residual, gamma, None, keep),
+         {"rate": 0.3, "epsilon": 1e-5}),
+        ("gated_gelu", F.gated_activation, (x,), {"name": "gelu"}),
     ]
 
 

@@ -9,10 +9,17 @@ import pytest
 from keras_mlm.layers import (
     EncoderEmbeddings,
     FeedForward,
+    GatedFeedForward,
     LayerNorm,
+    LocalAttentionBias,
     MaskedLMHead,
+    ModernEmbeddings,
+    ModernTransformerBlock,
     MultiHeadSelfAttention,
     PositionEmbedding,
+    Projection,
+    ReplacedTokenHead,
+    RotarySelfAttention,
     TokenEmbedding,
     TransformerBlock,
 )
@@ -38,6 +45,17 @@ CASES = [
     ("transformer_block", lambda: TransformerBlock(2, 16, dropout=0.1, normalize_first=True, seed=2),
      lambda layer: layer(X)),
     ("mlm_head", lambda: MaskedLMHead(_embedding(), activation="relu"), lambda layer: layer(X, np.array([[0, 3], [1, 4]], "int32"))),
+    # The MLM family's layers (ALBERT, ELECTRA, the modern encoder).
+    ("layer_norm_without_bias", lambda: LayerNorm(1e-5, center=False), lambda layer: layer(X)),
+    ("projection", lambda: Projection(4, use_bias=False), lambda layer: layer(X)),
+    ("gated_feed_forward", lambda: GatedFeedForward(12, use_bias=True), lambda layer: layer(X)),
+    ("rotary_attention", lambda: RotarySelfAttention(2, max_wavelength=500.0, use_bias=False), lambda layer: layer(X)),
+    ("modern_embeddings", lambda: ModernEmbeddings(9, 8, num_segments=2, dropout=0.1, seed=4),
+     lambda layer: layer(IDS, np.zeros_like(IDS))),
+    ("local_attention_bias", lambda: LocalAttentionBias(2), lambda layer: layer(np.zeros((2, 1, 1, 5), "float32"))),
+    ("modern_block", lambda: ModernTransformerBlock(2, 12, dropout=0.1, normalize_attention_input=False, seed=5),
+     lambda layer: layer(X)),
+    ("replaced_token_head", lambda: ReplacedTokenHead("gelu_approximate"), lambda layer: layer(X)),
 ]
 
 
