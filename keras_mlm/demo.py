@@ -7,14 +7,13 @@ Everything is generated or trained here, nothing is downloaded. With `out` given
 import os
 import tempfile
 
-from keras_mlm.cli.model_commands import DEMO_EXAMPLES
-
+DEMO_EXAMPLES = ("paris is the [MASK] of france", "the [MASK] brown [MASK] jumps")
 DEMO_VOCAB_SIZE = 1000
 DEMO_TRAINING = dict(steps=2000, batch_size=64, learning_rate=2e-3, checkpoint_every=500, log_every=50, sample_every=500, warmup_fraction=0.1)
 DEMO_SEQ_LEN = 32  # short rows escape the unigram plateau sooner than 64 at the same tokens per step (measured)
 
 
-def run_demo(out=None, steps=None, seed=0, verbose=1):
+def run_demo(out=None, steps=None, seed=0, verbose="auto"):
     """Trains the demo model in `out` (or a temporary folder) and returns fill-mask results for the examples."""
     if out is None:
         with tempfile.TemporaryDirectory(prefix="keras-mlm-demo-") as scratch:

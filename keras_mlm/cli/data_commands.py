@@ -10,12 +10,12 @@ from keras_mlm.errors import UserInputError
 def add_masking_arguments(parser):
     """Masking flags shared by every verb that masks (defaults: BERT's 15% and 80/10/10)."""
     group = parser.add_argument_group("masking")
-    group.add_argument("--selection-rate", type=float, default=None, help="fraction of tokens selected (default 0.15)")
-    group.add_argument("--mask-token-rate", type=float, default=None, help="of the selected, fraction set to [MASK] (default 0.8)")
-    group.add_argument("--random-token-rate", type=float, default=None, help="of the selected, fraction set to a random token (default 0.1)")
+    group.add_argument("--selection-rate", type=float, default=None, help="fraction of tokens selected (default: 0.15)")
+    group.add_argument("--mask-token-rate", type=float, default=None, help="of the selected, fraction set to [MASK] (default: 0.8)")
+    group.add_argument("--random-token-rate", type=float, default=None, help="of the selected, fraction set to a random token (default: 0.1)")
     group.add_argument("--keep-rate", type=float, default=None, help="of the selected, fraction left as is (default: the rest)")
-    group.add_argument("--max-selections", type=int, default=None, help="mask slots per row (default ceil(seq_len * selection_rate))")
-    group.add_argument("--masking", dest="masking_strategy", choices=["token", "whole_word", "span"], default=None, help="what is selected together")
+    group.add_argument("--max-selections", type=int, default=None, help="mask slots per row (default: ceil(seq_len * selection_rate))")
+    group.add_argument("--masking", dest="masking_strategy", choices=["token", "whole_word", "span"], default=None, help="what is selected together (default: token)")
 
 
 # MaskingConfig field -> argparse dest (`--masking` is not `--strategy`, the distribution flag)
@@ -69,11 +69,21 @@ def _inspect(args):
     from keras_mlm.tokenizers.vocab import load_vocabulary
 
     manifest = read_manifest(args.dir)
+    if args.verify:
+        from keras_mlm.data.verify import check_shards
+
+        size = check_shards(args.dir, manifest, records=True)
+        sized = all("bytes" in shard for shard in manifest["shards"])
+        if not args.json:
+            print(f"verified {args.dir}: {len(manifest['shards'])} shards, {size:,} bytes, every record matches the manifest's "
+                  f"records_sha256{'' if sized else ' (this older manifest records no sizes)'}")
     tokens = load_vocabulary(args.vocab or os.path.join(args.dir, VOCAB_COPY))
     masker = MLMMasker.from_vocabulary(tokens, manifest["seq_len"], masking_config(args), seed=args.seed)
     stats, examples = masking_statistics(args.dir, masker, min_tokens=args.sample_tokens)
     corpus = {k: manifest[k] for k in ("documents", "source_tokens", "unknown_tokens", "sequences", "seq_len", "padding_fraction", "vocab_sha256", "vocab_size")}
     corpus["shards"] = len(manifest["shards"])
+    if args.verify:
+        corpus["verified"] = True
     if args.json:
         print(json.dumps({**corpus, **stats}, indent=2))
         return
@@ -99,32 +109,33 @@ def _demo_corpus(args):
 def register(verbs):
     p = verbs.add_parser("vocab", help="train a WordPiece vocabulary")
     p.add_argument("files", nargs="+", metavar="FILES", help=".txt/.jsonl files (or .gz) or folders of them")
-    p.add_argument("--vocab-size", type=int, required=True)
+    p.add_argument("--vocab-size", type=int, required=True, help="largest vocabulary, special tokens included")
     p.add_argument("--out", required=True, help="vocabulary file to write (one token per line)")
-    p.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=True)
+    p.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=True, help="lower-case the text first")
     p.set_defaults(run=_vocab)
 
     p = verbs.add_parser("prepare", help="tokenize and pack a corpus into TFRecord shards")
     p.add_argument("inputs", nargs="+", metavar="INPUTS")
-    p.add_argument("--vocab", required=True)
-    p.add_argument("--seq-len", type=int, default=128)
+    p.add_argument("--vocab", required=True, help="vocabulary file")
+    p.add_argument("--seq-len", type=int, default=128, help="ids per row, [CLS] and [SEP]s included")
     p.add_argument("--out", required=True, help="output directory (shards + manifest.json)")
-    p.add_argument("--rows-per-shard", type=int, default=4096)
-    p.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None, help="default: inferred from the vocabulary")
+    p.add_argument("--rows-per-shard", type=int, default=4096, help="rows in each TFRecord file")
+    p.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None, help="lower-case the text (default: inferred from the vocabulary)")
     p.add_argument("--overwrite", action="store_true", help="replace shards already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(run=_prepare)
 
     p = verbs.add_parser("inspect", help="corpus and masking statistics of a shards directory")
     p.add_argument("dir", metavar="DIR")
-    p.add_argument("--json", action="store_true")
-    p.add_argument("--vocab", default=None, help="default: the vocabulary saved beside the shards")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--verify", action="store_true", help="first read every shard and check its size and records against the manifest")
+    p.add_argument("--vocab", default=None, help="vocabulary file (default: the one saved beside the shards)")
+    p.add_argument("--seed", type=int, default=0, help="seeds the masks measured")
     p.add_argument("--sample-tokens", type=int, default=100_000, help="measure masking on at least this many tokens")
     add_masking_arguments(p)
     p.set_defaults(run=_inspect)
 
     p = verbs.add_parser("demo-corpus", help="write the built-in synthetic demo corpus")
     p.add_argument("out", metavar="OUT", help="directory to write demo_corpus.txt into")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=int, default=0, help="seeds the generated sentences")
     p.set_defaults(run=_demo_corpus)

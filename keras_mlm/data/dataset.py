@@ -110,11 +110,16 @@ def pretraining_dataset(
     )
 
 
-def evaluation_dataset(directory, batch_size, masker, vocabulary=None):
-    """One pass in file order with the masker's fixed evaluation mask: the same numbers every run."""
+def evaluation_dataset(directory, batch_size, masker, vocabulary=None, max_rows=None):
+    """One pass in file order with the masker's fixed evaluation mask: the same numbers every run.
+
+    `max_rows`: only the first that many rows.
+    """
     manifest = read_manifest(directory)
     _check_vocabulary(manifest, directory, vocabulary)
     rows = read_rows(directory, masker.sequence_length)
+    if max_rows is not None:
+        rows = rows.take(max_rows)
     return (
         rows.batch(batch_size)
         .enumerate()

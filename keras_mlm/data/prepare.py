@@ -115,7 +115,7 @@ class _ShardWriter:
                 digest.update(record)
                 writer.write(record)
         os.replace(tmp, path)
-        self.shards.append({"file": name, "sequences": self.filled, "records_sha256": digest.hexdigest()})
+        self.shards.append({"file": name, "sequences": self.filled, "bytes": os.path.getsize(path), "records_sha256": digest.hexdigest()})
         self.filled = 0
 
 

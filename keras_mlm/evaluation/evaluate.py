@@ -21,7 +21,7 @@ from keras_mlm.errors import UserInputError
 EVAL_SEED = 1234
 
 
-def _masked_sums(model, batch_size=64):
+def _masked_sums(model):
     @tf.function(reduce_retracing=True)
     def step(x, y, w):
         logits = tf.cast(model(x, training=False), tf.float32)
@@ -32,33 +32,78 @@ def _masked_sums(model, batch_size=64):
     return step
 
 
-def evaluate(model, tokens, data, batch_size=64, masking=None, seq_len=None, seed=EVAL_SEED):
+class Evaluator:
+    """Masked loss, accuracy and perplexity of a model on one held-out shards directory.
+
+        evaluator = Evaluator(tokens, "held_out_shards/", max_tokens=100_000)
+        evaluator(model)  # -> {"loss", "accuracy", "perplexity", "tokens"}
+
+    Set up once (the fixed evaluation mask, the rows read) and called any number of times: `keras-mlm
+    evaluate` and the validation of `pretrain --eval-data` are this one computation, so they print the
+    same numbers for the same model and data. `max_tokens` reads only the first max_tokens // seq_len
+    rows (at least one); `tokens` in the result counts the masked tokens scored.
+    """
+
+    def __init__(self, tokens, shards, batch_size=64, masking=None, seed=EVAL_SEED, max_tokens=None):
+        from keras_mlm.data.prepare import read_manifest
+        from keras_mlm.masking import MaskingConfig, MLMMasker
+
+        if batch_size < 1:
+            raise UserInputError(f"batch size must be at least 1, got {batch_size}")
+        self.shards = os.fspath(shards)
+        manifest = read_manifest(self.shards)
+        self.sequence_length = manifest["seq_len"]
+        self.max_rows = None if max_tokens is None else max(1, int(max_tokens) // self.sequence_length)
+        masker = MLMMasker.from_vocabulary(tokens, self.sequence_length, masking or MaskingConfig(), seed=seed, deterministic=True)
+        self.dataset = evaluation_dataset(self.shards, batch_size, masker, vocabulary=tokens, max_rows=self.max_rows)
+        self._model = self._step = None
+
+    def __call__(self, model):
+        encoder = getattr(model, "encoder", model)
+        positions = getattr(encoder, "max_sequence_length", None)
+        if positions is not None and self.sequence_length > positions:
+            raise UserInputError(f"{self.shards}: rows of {self.sequence_length} ids exceed the model's {positions} positions")
+        if model is not self._model:
+            self._model, self._step = model, _masked_sums(model)
+        loss_sum = correct_sum = weight_sum = 0.0
+        try:
+            for x, y, w in self.dataset:
+                a, b, c = self._step(x, y, w)
+                loss_sum, correct_sum, weight_sum = loss_sum + float(a), correct_sum + float(b), weight_sum + float(c)
+        except tf.errors.DataLossError:
+            from keras_mlm.data.verify import find_corrupt_shard
+
+            raise find_corrupt_shard(self.shards) or UserInputError(f"{self.shards}: a shard could not be read") from None
+        if weight_sum == 0:
+            raise UserInputError("no token was masked: the evaluation data is empty")
+        loss = loss_sum / weight_sum
+        return {"loss": loss, "accuracy": correct_sum / weight_sum, "perplexity": float(np.exp(loss)), "tokens": int(round(weight_sum))}
+
+    def release(self):
+        """Drops the compiled step of the last model evaluated (and with it the model)."""
+        self._model = self._step = None
+
+
+def is_shards_directory(data):
+    """`data` (a path or a list of paths) names one prepared shards directory."""
+    paths = [data] if isinstance(data, (str, os.PathLike)) else list(data)
+    return len(paths) == 1 and os.path.isfile(os.path.join(paths[0], MANIFEST))
+
+
+def evaluate(model, tokens, data, batch_size=64, masking=None, seq_len=None, seed=EVAL_SEED, max_tokens=None, lowercase=None):
     """Masked loss, accuracy and perplexity on `data` (a shards directory or text files/folders).
 
-    Returns {"loss", "accuracy", "perplexity", "tokens"}: `tokens` is the number of masked tokens scored.
+    Text is prepared into rows of `seq_len` ids (default 128) first. Returns {"loss", "accuracy",
+    "perplexity", "tokens"}: `tokens` is the number of masked tokens scored. See `Evaluator`.
     """
-    from keras_mlm.masking import MaskingConfig, MLMMasker
-
     paths = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     with tempfile.TemporaryDirectory(prefix="keras-mlm-eval-") as scratch:
-        if len(paths) == 1 and os.path.isfile(os.path.join(paths[0], MANIFEST)):
+        if is_shards_directory(paths):
             shards = os.fspath(paths[0])
         else:
             shards = os.path.join(scratch, "shards")
-            prepare(paths, tokens, shards, DataConfig(seq_len=seq_len or 128))
-        from keras_mlm.data.prepare import read_manifest
-
-        manifest = read_manifest(shards)
-        masker = MLMMasker.from_vocabulary(tokens, manifest["seq_len"], masking or MaskingConfig(), seed=seed, deterministic=True)
-        step = _masked_sums(model)
-        loss_sum = correct_sum = weight_sum = 0.0
-        for x, y, w in evaluation_dataset(shards, batch_size, masker, vocabulary=tokens):
-            a, b, c = step(x, y, w)
-            loss_sum, correct_sum, weight_sum = loss_sum + float(a), correct_sum + float(b), weight_sum + float(c)
-    if weight_sum == 0:
-        raise UserInputError("no token was masked: the evaluation data is empty")
-    loss = loss_sum / weight_sum
-    return {"loss": loss, "accuracy": correct_sum / weight_sum, "perplexity": float(np.exp(loss)), "tokens": int(round(weight_sum))}
+            prepare(paths, tokens, shards, DataConfig(seq_len=seq_len or 128, lowercase=lowercase))
+        return Evaluator(tokens, shards, batch_size, masking, seed, max_tokens)(model)
 
 
 def score(model, tokens, sentences, sequence_length=128, batch_size=64, lowercase=None):

@@ -2,7 +2,7 @@
 
     fill = FillMask(model, tokens)
     fill(["paris is the [MASK] of france"], top_k=3)
-    -> [{"text": ..., "filled": "paris is the capital of france",
+    -> [{"text": ..., "filled": "paris is the capital of france",  # the text as written, masks filled
          "masks": [{"position": 4, "predictions": [{"token": "capital", "probability": 0.97}, ...]}]}]
 
 `position` is the mask's index in the model's input (with [CLS] at 0). Several masks are predicted at
@@ -93,8 +93,25 @@ class FillMask:
                     rows[i, position] = int(np.argmax(probs[i, slot]))
         for i, result in enumerate(results):
             result["masks"] = [{"position": pos, "predictions": preds} for pos, preds in sorted(result["masks"].items())]
-            result["filled"] = self.detokenize(rows[i])
+            filled = [self.tokens[rows[i, position]] for position in mask_positions[i]]
+            result["filled"] = self.fill_text(texts[i], filled) or self.detokenize(rows[i])
         return results[0] if single else results
+
+    def fill_text(self, text, pieces):
+        """`text` with its [MASK]s replaced by `pieces` in order, the rest as the user wrote it (casing,
+        spacing, punctuation); a word piece (##s) joins the word before it. None when the [MASK]s
+        written in the text are not the ones the tokenizer found."""
+        parts = text.split(vocab_lib.MASK)
+        if len(parts) != len(pieces) + 1:
+            return None
+        out = parts[0]
+        for piece, after in zip(pieces, parts[1:]):
+            if piece.startswith(vocab_lib.SUFFIX_INDICATOR):
+                out = out.rstrip() + piece[len(vocab_lib.SUFFIX_INDICATOR) :]
+            else:
+                out += piece
+            out += after
+        return out
 
     def detokenize(self, row):
         """Ids -> text with word pieces merged into words, specials dropped."""

@@ -36,25 +36,74 @@ class LoadedRun:
 
 
 def read_run_config(run_dir):
+    """RUN_DIR/config.yaml as a mapping ({} when there is none), with errors naming the file."""
     path = os.path.join(run_dir, CONFIG_FILE)
     if not os.path.exists(path):
         return {}
-    with open(path, encoding="utf-8") as f:
-        return yaml.safe_load(f) or {}
+    try:
+        with open(path, encoding="utf-8") as f:
+            config = yaml.safe_load(f) or {}
+    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+        raise UserInputError(f"{path}: unreadable run configuration ({str(e).splitlines()[0]}); the file is damaged") from None
+    if not isinstance(config, dict):
+        raise UserInputError(f"{path}: not a run configuration (a mapping of sections); the file is damaged")
+    return config
+
+
+# Encoder fields config.yaml records that must agree with the model file.
+_CHECKED_FIELDS = ("vocabulary_size", "num_layers", "hidden_dim", "num_heads", "intermediate_dim", "max_sequence_length")
+
+
+def _check_consistent(run_dir, model, tokens, config):
+    """The folder's three files describe one model: the vocabulary fills the embedding, config.yaml
+    names the model's sizes, and its rows fit the position table."""
+    encoder = getattr(model, "encoder", model)
+    vocabulary_size = getattr(encoder, "vocabulary_size", None)
+    if vocabulary_size is not None and vocabulary_size != len(tokens):
+        raise UserInputError(
+            f"{os.path.join(run_dir, VOCAB_FILE)}: holds {len(tokens)} tokens, the model in {MODEL_FILE} has "
+            f"{vocabulary_size} embedding rows; the vocabulary is truncated or belongs to another run"
+        )
+    section = config.get("model") or {}
+    for field in _CHECKED_FIELDS:
+        if field in section and hasattr(encoder, field) and section[field] != getattr(encoder, field):
+            raise UserInputError(
+                f"{os.path.join(run_dir, CONFIG_FILE)}: says model {field} {section[field]!r}, {MODEL_FILE} has "
+                f"{getattr(encoder, field)!r}; the files belong to different runs"
+            )
+    seq_len = (config.get("data") or {}).get("seq_len")
+    if seq_len is not None and getattr(encoder, "max_sequence_length", None) and seq_len > encoder.max_sequence_length:
+        raise UserInputError(
+            f"{os.path.join(run_dir, CONFIG_FILE)}: data seq_len {seq_len} exceeds the model's "
+            f"{encoder.max_sequence_length} positions"
+        )
 
 
 def load_run(run_dir, model_path=None):
-    """Loads RUN_DIR's model (or `model_path`, e.g. a checkpoint), vocabulary and config."""
+    """Loads RUN_DIR's model (or `model_path`, e.g. a checkpoint), vocabulary and config.
+
+    A missing, truncated or mismatched model.keras, vocab.txt or config.yaml is a `UserInputError`
+    naming the file and what is wrong.
+    """
     import keras
 
     import keras_mlm.models  # noqa: F401  (registers the serializable classes)
     from keras_mlm.tokenizers.vocab import load_vocabulary
 
+    run_dir = os.fspath(run_dir)
     if not os.path.isdir(run_dir):
         raise UserInputError(f"{run_dir}: no such run directory")
-    model_path = model_path or os.path.join(run_dir, MODEL_FILE)
+    model_path = os.fspath(model_path) if model_path else os.path.join(run_dir, MODEL_FILE)
     if not os.path.exists(model_path):
-        raise UserInputError(f"{run_dir}: holds no {MODEL_FILE} (has `keras-mlm pretrain` finished?)")
+        raise UserInputError(f"{run_dir}: holds no {os.path.basename(model_path)} (has `keras-mlm pretrain` finished?)")
+    if not os.path.exists(os.path.join(run_dir, CONFIG_FILE)):
+        raise UserInputError(f"{run_dir}: holds no {CONFIG_FILE} (the run's configuration); the folder is incomplete")
+    config = read_run_config(run_dir)
     tokens = load_vocabulary(os.path.join(run_dir, VOCAB_FILE))
-    model = keras.saving.load_model(model_path, compile=False)
-    return LoadedRun(model=model, tokens=tokens, config=read_run_config(run_dir), directory=run_dir)
+    try:
+        model = keras.saving.load_model(model_path, compile=False)
+    except Exception as e:  # a damaged zip, a missing member, a config Keras cannot rebuild
+        reason = (str(e).strip().splitlines() or [type(e).__name__])[0]
+        raise UserInputError(f"{model_path}: not a readable Keras model ({type(e).__name__}: {reason[:200]}); the file is truncated or damaged") from None
+    _check_consistent(run_dir, model, tokens, config)
+    return LoadedRun(model=model, tokens=tokens, config=config, directory=run_dir)

@@ -10,6 +10,7 @@ import json
 import math
 import os
 import re
+import sys
 import time
 
 import keras
@@ -74,6 +75,29 @@ class StopAtStep(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+class StopAtTime(keras.callbacks.Callback):
+    """Ends training at the first step boundary at or after `deadline` (a `clock()` reading).
+
+    `agree(over)` turns this process's verdict into the one every worker acts on (a multi-worker run
+    must stop at the same step everywhere). Remembers when it stopped and how long that last step took.
+    """
+
+    def __init__(self, deadline, clock=time.monotonic, agree=lambda over: over):
+        super().__init__()
+        self.deadline, self.clock, self.agree = deadline, clock, agree
+        self.stopped_at = self.last_step_seconds = None
+        self._begin = None
+
+    def on_train_batch_begin(self, batch, logs=None):
+        self._begin = self.clock()
+
+    def on_train_batch_end(self, batch, logs=None):
+        now = self.clock()
+        if self.agree(now >= self.deadline):
+            self.stopped_at, self.last_step_seconds = now, now - (self._begin if self._begin is not None else now)
+            self.model.stop_training = True
+
+
 class StopOnNaN(keras.callbacks.Callback):
     """Stops at the first non-finite loss and remembers the step; the backup callback then skips saving."""
 
@@ -88,16 +112,27 @@ class StopOnNaN(keras.callbacks.Callback):
             self.model.stop_training = True
 
 
+def _duration(seconds):
+    seconds = max(int(round(seconds)), 0)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}h{rest // 60:02d}m" if hours else f"{rest // 60}m{rest % 60:02d}s"
+
+
 class StepLogger(keras.callbacks.Callback):
     """TensorBoard scalars every `every` steps: the logged metrics, learning rate and tokens/s.
 
     Also puts `learning_rate` and `tokens_per_second` into the logs, so the progress bar shows them.
+    With `lines=True` (stdout is not a terminal: a log file, a pipe, a batch job) it prints one plain
+    line per interval instead of a progress bar: step, loss, accuracy, tokens/s, learning rate, ETA
+    (until `total_steps`, or the `deadline` of `clock()` if that comes first).
     """
 
-    def __init__(self, log_dir, every, tokens_per_step, enabled=True):
+    def __init__(self, log_dir, every, tokens_per_step, enabled=True, lines=False, total_steps=None, deadline=None, clock=time.monotonic, out=None):
         super().__init__()
         self.every, self.tokens_per_step = every, tokens_per_step
         self.writer = tf.summary.create_file_writer(log_dir) if enabled else None
+        self.lines = lines and enabled
+        self.total_steps, self.deadline, self.clock, self.out = total_steps, deadline, clock, out
         self._clock = None
         self._clock_step = 0
 
@@ -109,16 +144,91 @@ class StepLogger(keras.callbacks.Callback):
         if logs is None or step % self.every:
             return
         now = time.perf_counter()
+        seconds_per_step = (now - self._clock) / max(step - self._clock_step, 1)
         logs["tokens_per_second"] = self.tokens_per_step * (step - self._clock_step) / max(now - self._clock, 1e-9)
         self._clock, self._clock_step = now, step
         learning_rate = self.model.optimizer.learning_rate
         logs["learning_rate"] = float(learning_rate.numpy() if hasattr(learning_rate, "numpy") else learning_rate)
+        if self.lines:
+            self._print_line(step, logs, seconds_per_step)
         if self.writer is None:
             return
         with self.writer.as_default(step=step):
             for name, value in logs.items():
                 tf.summary.scalar(name, float(value))
         self.writer.flush()
+
+    def _print_line(self, step, logs, seconds_per_step):
+        eta = None
+        if self.total_steps:
+            eta = (self.total_steps - step) * seconds_per_step
+        if self.deadline is not None:
+            left = self.deadline - self.clock()
+            eta = left if eta is None else min(eta, left)
+        fields = [f"step {step}" + (f"/{self.total_steps}" if self.total_steps else "")]
+        for name, label in (("loss", "loss"), ("masked_accuracy", "accuracy")):
+            if name in logs:
+                fields.append(f"{label} {float(logs[name]):.4f}")
+        fields.append(f"{logs['tokens_per_second']:,.0f} tokens/s")
+        fields.append(f"lr {logs['learning_rate']:.3g}")
+        if eta is not None:
+            fields.append(f"ETA {_duration(eta)}")
+        print("  ".join(fields), file=self.out or sys.stdout, flush=True)
+
+
+class Validation(keras.callbacks.Callback):
+    """Held-out metrics every `every` steps and at the end of training.
+
+    `evaluate(model)` returns {"loss", "accuracy", "perplexity", "tokens"} (an `Evaluator`). Each result
+    goes to TensorBoard under `log_dir` at the optimizer step (with the training curves' tag names, so
+    TensorBoard overlays them; a resumed run continues the curve), to `history` (saved to `state_path`
+    after each validation, and read back from `resume_from` so a resumed run keeps its earlier
+    results), and, with `best_path`, the model of the lowest loss is saved there.
+    """
+
+    TAGS = {"loss": "loss", "accuracy": "masked_accuracy", "perplexity": "perplexity"}
+
+    def __init__(self, evaluate, every, log_dir, state_path, resume_from=None, start_step=0, best_path=None, should_run=lambda: True, enabled=True):
+        super().__init__()
+        self.evaluate, self.every, self.state_path, self.best_path = evaluate, every, state_path, best_path
+        self.should_run = should_run
+        self.writer = tf.summary.create_file_writer(log_dir) if enabled else None
+        self.history, self.best = [], None
+        if resume_from and os.path.exists(resume_from):
+            with open(resume_from, encoding="utf-8") as f:
+                saved = json.load(f)
+            self.history = [e for e in saved.get("history", []) if e["step"] <= start_step]
+            best = saved.get("best")
+            # The best model saved by the earlier run (in RUN_DIR, beside `resume_from`): every worker of a
+            # multi-worker run decides from these same files, so they save (collectively) at the same steps.
+            kept = best_path and os.path.exists(os.path.join(os.path.dirname(resume_from), os.path.basename(best_path)))
+            self.best = best if best and best["step"] <= start_step and kept else None
+
+    def on_train_batch_end(self, batch, logs=None):
+        if _step(self.model) % self.every == 0 and self.should_run():
+            self.validate()
+
+    def on_train_end(self, logs=None):
+        if self.should_run():
+            self.validate()
+
+    def validate(self):
+        """Evaluates the model now, unless this step was already evaluated; returns the result."""
+        step = _step(self.model)
+        if self.history and self.history[-1]["step"] == step:
+            return self.history[-1]
+        entry = {"step": step, **self.evaluate(self.model)}
+        self.history.append(entry)
+        if self.writer is not None:
+            with self.writer.as_default(step=step):
+                for name, tag in self.TAGS.items():
+                    tf.summary.scalar(tag, float(entry[name]))
+            self.writer.flush()
+        if self.best_path and (self.best is None or entry["loss"] < self.best["loss"]):
+            atomic_save(self.model.save, self.best_path)
+            self.best = entry
+        write_json(self.state_path, {"history": self.history, "best": self.best})
+        return entry
 
 
 class FillMaskSamples(keras.callbacks.Callback):
@@ -165,12 +275,14 @@ class RollingCheckpoint(keras.callbacks.Callback):
 
 
 class ResumableBackup(keras.callbacks.Callback):
-    """The training state (weights + optimizer) and the epoch, saved atomically at every epoch end.
+    """The training state (weights + optimizer), the epoch and the batches read, saved atomically at every epoch end.
 
     Keras' `BackupAndRestore` writes its files in place (a kill during the write corrupts them) and
     restarts an interrupted epoch from its first batch; here an epoch is one checkpoint interval, the
-    state file is renamed into place, and `restore` tells the caller the epoch to resume from, so it
-    can start the data pipeline at the right batch.
+    state file is renamed into place, and `restore` tells the caller the epoch to resume from and
+    (`restored["batches"]`) how many batches were trained on, so it can start the data pipeline at the
+    right batch. A run stopped within an interval (`--max-time`) saves there too: Keras ends the
+    epoch early.
     """
 
     STATE, META = "state.weights.h5", "state.json"
@@ -178,6 +290,8 @@ class ResumableBackup(keras.callbacks.Callback):
     def __init__(self, directory, should_save=lambda: True, enabled=True):
         super().__init__()
         self.directory, self.should_save, self.enabled = directory, should_save, enabled
+        self.restored = {}
+        self.batches = 0  # batches trained on, counting those before a resume (set by the caller)
 
     def restore(self, model):
         """Loads the saved state into a built, compiled model; returns the epoch to start at (0 if none)."""
@@ -189,7 +303,11 @@ class ResumableBackup(keras.callbacks.Callback):
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
         model.load_weights(os.path.join(self.directory, meta["state"]))
+        self.restored = meta
         return int(meta["epoch"])
+
+    def on_train_batch_end(self, batch, logs=None):
+        self.batches += 1
 
     def on_epoch_end(self, epoch, logs=None):
         if not self.enabled or not self.should_save():
@@ -199,7 +317,7 @@ class ResumableBackup(keras.callbacks.Callback):
         step = _step(self.model)
         name = f"state-{step:08d}.weights.h5"
         atomic_save(self.model.save_weights, os.path.join(self.directory, name))
-        write_json(os.path.join(self.directory, self.META), {"epoch": epoch + 1, "step": step, "state": name})
+        write_json(os.path.join(self.directory, self.META), {"epoch": epoch + 1, "step": step, "batches": self.batches, "state": name})
         for old in glob.glob(os.path.join(self.directory, "state-*.weights.h5")):
             if os.path.basename(old) != name:
                 os.remove(old)

@@ -1,16 +1,17 @@
 """`keras-mlm pretrain --num-workers N`: a multi-worker run on this machine, one process per worker.
 
-    launch_local_workers(["pretrain", "--data", ..., "--out", RUN_DIR, "--num-workers", "2"], 2)
+    launch_local_workers(config, data, vocab, run_dir)      # config.training.num_workers processes
 
-starts N `keras-mlm pretrain ...` processes (the same command, with `--num-workers 1` appended so
-that they train instead of launching), each with a `TF_CONFIG` naming all N as workers on free
-127.0.0.1 ports and itself as task i (so `--strategy auto` picks MultiWorkerMirroredStrategy). Worker 0 is the chief: it writes RUN_DIR and
-prints to this terminal; the others print to a log file that is shown if they fail. When one worker
-fails, the others are stopped (their peer is gone: they would wait for it forever) and its exit code
-is returned; the command can then be rerun as is and resumes from RUN_DIR/backup.
+writes the run's resolved configuration and arguments to a launch file and starts N worker processes,
+`python -m keras_mlm.training.multi_worker LAUNCH.json`, each with a `TF_CONFIG` naming all N as
+workers on free 127.0.0.1 ports and itself as task i (so `--strategy auto` picks
+MultiWorkerMirroredStrategy); each calls `pretrain` with that configuration. Worker 0 is the chief: it
+writes RUN_DIR and prints to this terminal; the others print to a log file that is shown if they fail.
+When one worker fails, the others are stopped (their peer is gone: they would wait for it forever) and
+its exit code is returned; the command can then be rerun as is and resumes from RUN_DIR/backup.
 
-Raw text is prepared into RUN_DIR/data once, here, before the workers start, so that they do not
-race to write the same shards.
+Raw text is prepared into RUN_DIR/data (and RUN_DIR/eval_data) once, here, before the workers start,
+so that they do not race to write the same shards.
 """
 
 import contextlib
@@ -49,11 +50,9 @@ def tf_config(addresses, index):
     return json.dumps({"cluster": {"worker": list(addresses)}, "task": {"type": "worker", "index": index}})
 
 
-def worker_command(argv):
-    """The command line of one worker: `keras-mlm <argv>` told to train as a multi-worker task."""
-    # `--strategy auto` (the default) turns into multi-worker under a TF_CONFIG of several tasks; the
-    # flag is not appended because the CLI's `--strategy` currently shares its dest with `--masking`.
-    return [sys.executable, "-m", "keras_mlm.cli.main", *argv, "--num-workers", "1"]
+def worker_command(launch_file):
+    """The command line of one worker: this module, run on the launch file."""
+    return [sys.executable, "-m", "keras_mlm.training.multi_worker", launch_file]
 
 
 def _death_signal():
@@ -73,22 +72,32 @@ def _death_signal():
     return lambda: prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
 
 
-def _prepare_once(argv):
-    """Parses `argv` like the CLI and prepares raw text into RUN_DIR/data (a no-op for shards)."""
-    from keras_mlm.cli.main import build_parser
-    from keras_mlm.cli.model_commands import run_config_from_args
+def _prepare_once(config, data, vocab, run_dir, eval_data):
+    """Prepares raw text into RUN_DIR/data and RUN_DIR/eval_data (a no-op for shards)."""
     from keras_mlm.tokenizers import vocab as vocab_lib
     from keras_mlm.training.pretrain import resolve_shards
 
-    args = build_parser().parse_args(argv)
-    config = run_config_from_args(args)
-    if config.training.strategy not in ("auto", "multi-worker"):
-        raise UserInputError(
-            f"--num-workers {config.training.num_workers} trains with --strategy multi-worker, "
-            f"got --strategy {config.training.strategy}"
-        )
-    os.makedirs(args.out, exist_ok=True)
-    resolve_shards(args.data, vocab_lib.load_vocabulary(args.vocab), config, args.out)
+    tokens = vocab_lib.load_vocabulary(vocab)
+    os.makedirs(run_dir, exist_ok=True)
+    resolve_shards(data, tokens, config, run_dir)
+    if eval_data is not None:
+        resolve_shards(eval_data, tokens, config, run_dir, "eval_data")
+
+
+def write_launch_file(path, config, data, vocab, run_dir, init_from=None, eval_data=None):
+    """What every worker runs: the resolved configuration (the sections `build_run_config` reads) and
+    the arguments of `pretrain`, as JSON."""
+    paths = lambda value: None if value is None else [os.fspath(v) for v in ([value] if isinstance(value, (str, os.PathLike)) else value)]  # noqa: E731
+    launch = {
+        "config": {**config.to_dict(), "preset": config.preset},  # None stays None: a continued run takes its source's
+        "data": paths(data),
+        "vocab": os.fspath(vocab),
+        "run_dir": os.fspath(run_dir),
+        "init_from": None if init_from is None else os.fspath(init_from),
+        "eval_data": paths(eval_data),
+    }
+    with open(path, "w", encoding="utf-8") as f:
+        json.dump(launch, f, indent=2)
 
 
 def _stop(processes, grace=STOP_GRACE_SECONDS):
@@ -118,20 +127,25 @@ def _tail(path, lines=20):
         return ""
 
 
-def launch_local_workers(argv, num_workers, prepare=True):
-    """Runs `keras-mlm <argv>` as `num_workers` local workers; returns 0 or the first failure's exit code.
+def launch_local_workers(config, data, vocab, run_dir, init_from=None, eval_data=None, prepare=True):
+    """Runs `pretrain` as `config.training.num_workers` local workers; returns 0 or the first failure's exit code.
 
     Args:
-        argv: the pretrain command line without the program name (`sys.argv[1:]`).
-        num_workers: how many worker processes (>= 2).
-        prepare: prepare raw text into RUN_DIR/data before starting the workers.
+        config: the resolved `RunConfig` (training.num_workers >= 2).
+        data, vocab, run_dir, init_from, eval_data: as for `pretrain`.
+        prepare: prepare raw text into RUN_DIR before starting the workers.
     """
+    num_workers = config.training.num_workers
     if num_workers < 2:
         raise UserInputError(f"--num-workers must be at least 2 to launch local workers, got {num_workers}")
+    if config.training.strategy not in ("auto", "multi-worker"):
+        raise UserInputError(f"--num-workers {num_workers} trains with --strategy multi-worker, got --strategy {config.training.strategy}")
     if prepare:
-        _prepare_once(argv)
+        _prepare_once(config, data, vocab, run_dir, eval_data)
     addresses = [f"127.0.0.1:{port}" for port in free_ports(num_workers)]
     logs = tempfile.mkdtemp(prefix="keras-mlm-workers-")
+    launch_file = os.path.join(logs, "launch.json")
+    write_launch_file(launch_file, config, data, vocab, run_dir, init_from, eval_data)
     death_signal = _death_signal()
     processes = []
     try:
@@ -141,7 +155,7 @@ def launch_local_workers(argv, num_workers, prepare=True):
                 log = log_files.enter_context(open(os.path.join(logs, f"worker-{index}.log"), "w", encoding="utf-8")) if index else None
                 # preexec_fn: only the prctl call looked up beforehand (see _death_signal).
                 processes.append(
-                    subprocess.Popen(worker_command(argv), env=env, stdout=log, stderr=subprocess.STDOUT if log else None, preexec_fn=death_signal)  # noqa: PLW1509
+                    subprocess.Popen(worker_command(launch_file), env=env, stdout=log, stderr=subprocess.STDOUT if log else None, preexec_fn=death_signal)  # noqa: PLW1509
                 )
             failed = _wait(processes)
         if failed is None:
@@ -170,3 +184,28 @@ def _wait(processes):
         if all(code == 0 for code in codes):
             return None
         time.sleep(POLL_SECONDS)
+
+
+def run_worker(launch_file):
+    """One worker: `pretrain` with the launch file's configuration and arguments; returns its exit code."""
+    with open(launch_file, encoding="utf-8") as f:
+        launch = json.load(f)
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+    try:
+        from keras_mlm.training.pretrain import pretrain
+        from keras_mlm.training.run_config import build_run_config
+        from keras_mlm.training.strategy import split_cpu
+
+        config = build_run_config(launch["config"], source=launch_file)
+        split_cpu(config.training.cpu_devices)
+        summary = pretrain(config, launch["data"], launch["vocab"], launch["run_dir"], init_from=launch["init_from"], eval_data=launch["eval_data"])
+    except UserInputError as e:
+        print(f"keras-mlm pretrain: error: {e}", file=sys.stderr)
+        return 2
+    if summary.get("step") is not None and json.loads(os.environ.get("TF_CONFIG", "{}")).get("task", {}).get("index", 0) == 0:
+        print(f"done: step {summary['step']}, loss {summary.get('loss', float('nan')):.4f}, model in {os.path.join(launch['run_dir'], 'model.keras')}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(run_worker(sys.argv[1]))

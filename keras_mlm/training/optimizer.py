@@ -31,9 +31,16 @@ class WarmupDecay(keras.optimizers.schedules.LearningRateSchedule):
         return {"peak": self.peak, "warmup_steps": self.warmup_steps, "total_steps": self.total_steps, "decay": self.decay, "end": self.end}
 
 
-def make_optimizer(config):
-    """The AdamW optimizer of a `TrainingConfig` (weight decay off for LayerNorm and biases)."""
-    schedule = WarmupDecay(config.learning_rate, config.warmup_steps, config.steps, config.decay, config.end_learning_rate)
+def make_optimizer(config, total_steps=None):
+    """The AdamW optimizer of a `TrainingConfig` (weight decay off for LayerNorm and biases).
+
+    The schedule spans `total_steps` (default `config.steps`; a `max_time` run passes the steps planned
+    for its budget).
+    """
+    total_steps = total_steps or config.steps
+    if not total_steps:
+        raise ValueError("make_optimizer: the schedule needs a step count (config.steps or total_steps)")
+    schedule = WarmupDecay(config.learning_rate, config.warmup_steps_of(total_steps), total_steps, config.decay, config.end_learning_rate)
     optimizer = keras.optimizers.AdamW(
         learning_rate=schedule,
         weight_decay=config.weight_decay,

@@ -1,6 +1,6 @@
 """The whole configuration of a pre-training run, as read from YAML/JSON and flags and saved in RUN_DIR.
 
-    preset: tiny                # a key of keras_mlm.models.PRESETS
+    preset: tiny                # a key of keras_mlm.models.PRESETS (default tiny)
     model: {dropout: 0.1}       # EncoderConfig fields overriding the preset
     data: {seq_len: 128}        # DataConfig fields (used when raw text is prepared on the fly)
     masking: {selection_rate: 0.15, strategy: token}     # MaskingConfig fields
@@ -22,11 +22,12 @@ from keras_mlm.models import PRESETS, EncoderConfig
 from keras_mlm.training.config import TrainingConfig
 
 SECTIONS = {"data": DataConfig, "masking": MaskingConfig, "training": TrainingConfig}
+DEFAULT_PRESET = "tiny"
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    preset: str = "tiny"
+    preset: str | None = None  # None: "tiny" (a run continued with --init-from takes its source's sizes)
     model: dict = dataclasses.field(default_factory=dict)
     data: DataConfig = DataConfig()
     masking: MaskingConfig = MaskingConfig()
@@ -35,10 +36,16 @@ class RunConfig:
     def encoder_config(self, vocabulary_size):
         overrides = dict(self.model)
         overrides.setdefault("max_sequence_length", max(512, self.data.seq_len))
-        return EncoderConfig.from_preset(self.preset, vocabulary_size, **overrides)
+        # A preset's sizes under the `model` overrides; a continued run's `model` names every size, and
+        # its preset may be a label of its source (e.g. an imported checkpoint's) rather than a key of PRESETS.
+        base = PRESETS.get(self.preset or DEFAULT_PRESET, {})
+        missing = [k for k in PRESETS[DEFAULT_PRESET] if k not in base and k not in overrides]
+        if missing:
+            raise UserInputError(f"unknown encoder preset {self.preset!r} and no model {', '.join(missing)} given (allowed presets: {', '.join(PRESETS)})")
+        return EncoderConfig(**{**base, "vocabulary_size": vocabulary_size, **overrides})
 
     def to_dict(self, vocabulary_size=None):
-        out = {"preset": self.preset, "model": dict(self.model)}
+        out = {"preset": self.preset or DEFAULT_PRESET, "model": dict(self.model)}
         if vocabulary_size is not None:
             out["model"] = dataclasses.asdict(self.encoder_config(vocabulary_size))
         for name in SECTIONS:
@@ -57,8 +64,8 @@ def build_run_config(file_values=None, overrides=None, source="config"):
     file_values = dict(file_values or {})
     overrides = overrides or {}
     _check_keys(source, "top level", file_values, ["preset", "model", *SECTIONS])
-    preset = overrides.get("preset") or file_values.get("preset") or "tiny"
-    if preset not in PRESETS:
+    preset = overrides.get("preset") or file_values.get("preset")  # None: the default (or a continued run's)
+    if preset is not None and preset not in PRESETS:
         raise UserInputError(f"{source}: unknown preset {preset!r} (allowed: {', '.join(PRESETS)})")
     model = dict(file_values.get("model") or {})
     model.update(overrides.get("model") or {})

@@ -305,11 +305,96 @@ def keras_fit_fixes():
             setattr(owner, name, value)
 
 
+CPUINFO = "/proc/cpuinfo"
+CPU_BFLOAT16_FLAGS = ("avx512_bf16", "amx_bf16")  # x86 instructions that compute bfloat16 natively
+GPU_BFLOAT16_CAPABILITY = (8, 0)  # NVIDIA Ampere and later: bfloat16 tensor cores
+
+
+def cpu_flags(path=None):
+    """The feature flags of this machine's CPU (Linux /proc/cpuinfo; empty where there is none)."""
+    try:
+        with open(path or CPUINFO, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() in ("flags", "Features"):
+                    return set(value.split())
+    except OSError:
+        pass
+    return set()
+
+
+def gpu_compute_capabilities():
+    """(major, minor) of every visible GPU ((0, 0) when TensorFlow does not report one)."""
+    capabilities = []
+    for gpu in tf.config.list_physical_devices("GPU"):
+        try:
+            capability = tf.config.experimental.get_device_details(gpu).get("compute_capability")
+        except (ValueError, RuntimeError):
+            capability = None
+        capabilities.append(tuple(capability) if capability else (0, 0))
+    return capabilities
+
+
+def resolve_precision(requested):
+    """The precision a run trains in and why: `requested`, or for "auto" the fastest correct one here.
+
+    auto: mixed_bfloat16 where the device computes bfloat16 natively (TPUs, GPUs of compute capability
+    8.0 and later, CPUs with avx512_bf16 or AMX), float32 elsewhere (there bfloat16 is emulated and
+    slower). bfloat16 has float32's range, so it needs no loss scaling, and the masked-LM head's
+    logits and the loss stay float32. Returns (precision, reason).
+    """
+    if requested != "auto":
+        return requested, "as requested"
+    if tf.config.list_physical_devices("TPU"):
+        return "mixed_bfloat16", "auto: TPUs compute bfloat16 natively"
+    capabilities = gpu_compute_capabilities()
+    if capabilities:
+        lowest = min(capabilities)
+        if lowest >= GPU_BFLOAT16_CAPABILITY:
+            return "mixed_bfloat16", f"auto: GPU compute capability {lowest[0]}.{lowest[1]} computes bfloat16 natively"
+        return "float32", f"auto: GPU compute capability {lowest[0]}.{lowest[1]} is below 8.0, no native bfloat16"
+    native = sorted(cpu_flags() & set(CPU_BFLOAT16_FLAGS))
+    if native:
+        return "mixed_bfloat16", f"auto: this CPU computes bfloat16 natively ({', '.join(native)})"
+    return "float32", f"auto: this CPU has no native bfloat16 (no {' or '.join(CPU_BFLOAT16_FLAGS)})"
+
+
 def set_precision(precision):
-    """Sets Keras' global dtype policy: float32, mixed_bfloat16 or mixed_float16.
+    """Sets Keras' global dtype policy: float32, mixed_bfloat16 or mixed_float16 ("auto": see `resolve_precision`).
 
     Under the mixed policies layers compute in 16 bits and keep float32 weights; our masked-LM head
     casts its logits to float32, so the loss and metrics are float32. With mixed_float16 `compile`
     wraps the optimizer in a `LossScaleOptimizer` (dynamic loss scaling); bfloat16 needs none.
+    Returns the policy set.
     """
+    precision = resolve_precision(precision)[0]
     keras.mixed_precision.set_global_policy(precision)
+    return precision
+
+
+def _sum_over_workers(strategy, value):
+    """[distributed] The sum over the workers of a multi-worker run of each worker's `value` (a collective
+    every worker must call): each worker contributes through its first replica only."""
+    calls = []
+
+    def contribution(_):
+        first = not calls
+        calls.append(None)
+        return tf.constant(float(value) if first else 0.0, tf.float32)
+
+    per_replica = strategy.experimental_distribute_values_from_function(contribution)
+    return float(strategy.reduce("SUM", per_replica, axis=None))
+
+
+def chief_value(strategy, value, chief):
+    """[distributed] The chief's `value` on every worker (exact for integers below 2**24); `value` outside multi-worker."""
+    if not in_multi_worker_mode(strategy):
+        return value
+    return _sum_over_workers(strategy, value if chief else 0.0)
+
+
+def any_worker(strategy, flag):
+    """[distributed] True on every worker when `flag` is true on any of them; `flag` outside multi-worker."""
+    if not in_multi_worker_mode(strategy):
+        return bool(flag)
+    return _sum_over_workers(strategy, 1.0 if flag else 0.0) > 0

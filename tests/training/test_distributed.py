@@ -23,6 +23,7 @@ from tiny_run import (
     load_checkpoint_weights,
     load_weights,
     max_difference,
+    tiny_config,
     write_corpus,
 )
 
@@ -88,10 +89,11 @@ def test_two_local_workers_end_with_identical_weights(corpus, tmp_path, monkeypa
     run_dir, scratch = tmp_path / "run", tmp_path / "scratch"
     scratch.mkdir()
     worker = [sys.executable, HERE / "tiny_run.py", corpus, run_dir, tmp_path / "worker-{task}.npz", "--training", json.dumps({"steps": 6, "checkpoint_every": 3, "sample_every": 3})]
-    monkeypatch.setattr(multi_worker, "worker_command", lambda argv: list(map(str, worker)))
+    monkeypatch.setattr(multi_worker, "worker_command", lambda launch_file: list(map(str, worker)))
     monkeypatch.setenv("PYTHONPATH", str(REPO))
     monkeypatch.setenv("TMPDIR", str(scratch))  # where the non-chief worker's scratch folder goes
-    assert multi_worker.launch_local_workers([], 2, prepare=False) == 0
+    config = tiny_config(num_workers=2)
+    assert multi_worker.launch_local_workers(config, [corpus / "corpus.txt"], corpus / "vocab.txt", run_dir, prepare=False) == 0
 
     chief, chief_summary = load_weights(tmp_path / "worker-0.npz")
     other, other_summary = load_weights(tmp_path / "worker-1.npz")
@@ -116,9 +118,10 @@ def test_launcher_returns_the_failing_workers_exit_code(monkeypatch):
     from keras_mlm.training import multi_worker
 
     fail_second = "import json, os, sys, time; i = json.loads(os.environ['TF_CONFIG'])['task']['index']; time.sleep(60) if i == 0 else sys.exit(3)"
-    monkeypatch.setattr(multi_worker, "worker_command", lambda argv: [sys.executable, "-c", fail_second])
+    monkeypatch.setattr(multi_worker, "worker_command", lambda launch_file: [sys.executable, "-c", fail_second])
     monkeypatch.setattr(multi_worker, "STOP_GRACE_SECONDS", 5.0)
-    assert multi_worker.launch_local_workers([], 2, prepare=False) == 3  # and worker 0 was stopped, not awaited
+    config = tiny_config(num_workers=2)
+    assert multi_worker.launch_local_workers(config, ["corpus.txt"], "vocab.txt", "run", prepare=False) == 3  # and worker 0 was stopped, not awaited
 
 
 def test_tf_config_names_every_worker_and_this_task():
@@ -221,3 +224,20 @@ def test_global_batch_must_divide_among_replicas():
     assert per_replica_batch_size(three_replicas, 12) == 4
     with pytest.raises(UserInputError, match="--batch-size 8 is the global batch and must be divisible by the 3 replicas"):
         per_replica_batch_size(three_replicas, 8)
+
+
+def test_a_worker_trains_the_run_its_launch_file_names(corpus, tmp_path, monkeypatch, capsys):
+    # What each worker process runs (`python -m keras_mlm.training.multi_worker LAUNCH.json`), here
+    # in-process and without a TF_CONFIG: the launch file's resolved configuration, not a re-parsed argv.
+    from keras_mlm.training.multi_worker import run_worker, write_launch_file
+
+    monkeypatch.delenv("TF_CONFIG", raising=False)
+    config = tiny_config(steps=4, checkpoint_every=2, num_workers=2)
+    write_launch_file(tmp_path / "launch.json", config, [corpus / "corpus.txt"], corpus / "vocab.txt", tmp_path / "run")
+    assert run_worker(str(tmp_path / "launch.json")) == 0
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["step"] == 4 and summary["precision"] == "float32"
+    assert "done: step 4" in capsys.readouterr().out
+    (tmp_path / "bad.json").write_text(json.dumps({**json.loads((tmp_path / "launch.json").read_text()), "vocab": str(tmp_path / "none.txt")}))
+    assert run_worker(str(tmp_path / "bad.json")) == 2  # a user error: one line, exit code 2
+    assert "none.txt: vocabulary file not found" in capsys.readouterr().err

@@ -35,7 +35,7 @@ def pretrain_command(corpus, run_dir, *extra, **training):
     config = tiny_config(**training).training
     flags = ["--steps", config.steps, "--batch-size", config.batch_size, "--learning-rate", config.learning_rate,
              "--checkpoint-every", config.checkpoint_every, "--log-every", config.log_every, "--sample-every",
-             config.sample_every, "--warmup-fraction", config.warmup_fraction, "--seed", config.seed]  # fmt: skip
+             config.sample_every, "--warmup-fraction", config.warmup_fraction, "--seed", config.seed, "--precision", config.precision]  # fmt: skip
     model = [f"--model={k}={v}" for k, v in TINY_MODEL.items()]
     return [sys.executable, "-m", "keras_mlm.cli.main", "pretrain", "--data", corpus / "corpus.txt", "--vocab", corpus / "vocab.txt",
             "--out", run_dir, "--preset", "tiny", "--seq-len", SEQ_LEN, *model, *map(str, flags), *extra]  # fmt: skip

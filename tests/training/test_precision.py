@@ -62,3 +62,54 @@ def test_xla_compiled_training_matches_graph_mode(corpus, tmp_path):
     assert summary["model"].jit_compile is True
     # Fused kernels round differently: measured 5e-5 after 40 steps at 2e-2; 6 steps stay well below 1e-4.
     assert max_difference(graph, xla) < 1e-4
+
+
+@pytest.fixture
+def device(tmp_path, monkeypatch):
+    """Fakes the device's capability: `device(cpu_flags="...", gpus=[(8, 0)])`."""
+    from keras_mlm.training import strategy
+
+    def fake(cpu_flags="fpu sse avx2", gpus=()):
+        cpuinfo = tmp_path / "cpuinfo"
+        cpuinfo.write_text(f"processor\t: 0\nmodel name\t: fake\nflags\t\t: {cpu_flags}\n\nprocessor\t: 1\nflags\t\t: {cpu_flags}\n")
+        monkeypatch.setattr(strategy, "CPUINFO", str(cpuinfo))
+        monkeypatch.setattr(strategy, "gpu_compute_capabilities", lambda: list(gpus))
+
+    return fake
+
+
+@pytest.mark.parametrize(
+    "cpu_flags, gpus, expected, reason",
+    [
+        ("fpu avx512f avx512_bf16", (), "mixed_bfloat16", "avx512_bf16"),  # AMD Zen 4, Intel Cooper Lake
+        ("fpu avx512f amx_bf16 amx_tile", (), "mixed_bfloat16", "amx_bf16"),  # Intel Sapphire Rapids
+        ("fpu avx2 avx512f avx512_fp16", (), "float32", "no native bfloat16"),  # emulated: slower than float32
+        ("fpu avx512_bf16", [(8, 0), (9, 0)], "mixed_bfloat16", "compute capability 8.0"),  # A100, H100
+        ("fpu avx512_bf16", [(8, 6), (7, 5)], "float32", "7.5 is below 8.0"),  # a T4 among them: the GPUs decide
+    ],
+)
+def test_auto_precision_follows_the_devices_native_bfloat16(device, cpu_flags, gpus, expected, reason):
+    from keras_mlm.training.strategy import resolve_precision
+
+    device(cpu_flags, gpus)
+    precision, why = resolve_precision("auto")
+    assert precision == expected and reason in why
+    assert resolve_precision("float32")[0] == "float32"  # an explicit choice is kept
+
+
+def test_auto_is_the_default_and_the_run_saves_its_choice(corpus, tmp_path, device, capsys):
+    import yaml
+
+    from keras_mlm.training.pretrain import pretrain
+    from keras_mlm.training.run_config import build_run_config
+    from tiny_run import TINY_MODEL
+
+    expected = "mixed_bfloat16"
+    device("fpu avx512_bf16")  # the other branch's choice is tested above, without a run
+    config = build_run_config({"model": TINY_MODEL, "data": {"seq_len": SEQ_LEN}, "training": {"steps": 2, "batch_size": 8, "checkpoint_every": 2}})
+    assert config.training.precision == "auto"
+    summary = pretrain(config, [str(corpus / "corpus.txt")], str(corpus / "vocab.txt"), str(tmp_path), verbose="lines")
+    assert summary["precision"] == expected and summary["model"].dtype_policy.name == expected
+    saved = yaml.safe_load((tmp_path / "config.yaml").read_text())
+    assert saved["training"]["precision"] == expected and saved["precision_requested"] == "auto"
+    assert f"precision: {expected} (auto: " in capsys.readouterr().out

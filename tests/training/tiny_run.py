@@ -44,7 +44,9 @@ def tiny_config(**training):
     """A RunConfig of the 1-layer, 32-wide model on 16-id rows; `training` overrides the defaults."""
     from keras_mlm.training.run_config import build_run_config
 
-    defaults = {"steps": 8, "batch_size": 8, "learning_rate": 3e-3, "checkpoint_every": 4, "log_every": 4, "sample_every": 1000, "warmup_fraction": 0.0, "seed": 0}
+    # float32: the exact-equality tests (resume == uninterrupted, 2 replicas == 1) compare float32 runs;
+    # the default, "auto", would pick mixed_bfloat16 on a CPU with native bfloat16.
+    defaults = {"steps": 8, "batch_size": 8, "learning_rate": 3e-3, "checkpoint_every": 4, "log_every": 4, "sample_every": 1000, "warmup_fraction": 0.0, "seed": 0, "precision": "float32"}
     defaults.update(training)
     return build_run_config({"preset": "tiny", "model": TINY_MODEL, "data": {"seq_len": SEQ_LEN}, "training": defaults})
 
