@@ -17,6 +17,8 @@ def test_demo_command_runs_the_whole_path_and_prints_both_examples(tmp_path, cap
         probabilities = [p["probability"] for p in mask["predictions"]]
         assert len(probabilities) == 5 and probabilities == sorted(probabilities, reverse=True)
     assert (tmp_path / "model.keras").exists() and (tmp_path / "corpus" / "demo_corpus.txt").exists()
+    picture = (tmp_path / "illustration.html").read_text(encoding="utf-8")  # the picture of the first sentence
+    assert "paris" in picture and "capital" in picture and "<svg" in picture
 
 
 @pytest.mark.slow

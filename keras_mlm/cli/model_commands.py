@@ -153,8 +153,12 @@ def _score(args):
 def _demo(args):
     from keras_mlm.demo import run_demo
 
-    results = run_demo(args.out, steps=args.steps, seed=args.seed, verbose="auto" if args.verbose is None else args.verbose)
+    picture = os.path.join(args.out, "illustration.html") if args.out else "keras-mlm-demo.html"
+    results = run_demo(args.out, steps=args.steps, seed=args.seed, verbose="auto" if args.verbose is None else args.verbose,
+                       illustration=picture)
     _print_fill(results, args.json)
+    if not args.json:
+        print(f"illustration of the first sentence (masking, context on both sides, P(capital)): {picture}")
 
 
 def register(verbs):

@@ -103,6 +103,19 @@ def _worker_shards(data, tokens, config, run_dir, name="data"):
     return target if _prepared(target, tokens, config) else None
 
 
+def _illustration_samples(log_dir, training, tokens, seq_len, masking, masker, shards, enabled):
+    """[illustrate] The picture of the first sample sentence and the masked accuracy split by corruption
+    kind ([MASK] / random / kept) on one fixed probe batch (held-out rows when --eval-data is given),
+    written to TensorBoard every `sample_every` steps; none without sample sentences."""
+    if not enabled or not training.sample_sentences:
+        return []
+    from keras_mlm.illustrate.tensorboard import IllustrationSamples
+
+    probe = pretraining_dataset(shards, min(training.batch_size, 64), masker, seed=training.seed + 1, shuffle_buffer=1, vocabulary=tokens)
+    return [IllustrationSamples(log_dir, training.sample_every, tokens, seq_len, training.sample_sentences[0], batch=next(iter(probe)),
+                                masking=masking, seed=training.seed)]
+
+
 def compile_masked_lm(model, training, total_steps=None):
     model.compile(
         optimizer=make_optimizer(training, total_steps),
@@ -366,6 +379,8 @@ def _pretrain(config, data, tokens, run_dir, out_dir, strategy, chief, verbose, 
         cb.StepLogger(os.path.join(logs_dir, "train"), training.log_every, training.batch_size * seq_len, enabled=chief,
                       lines=verbose == "lines", total_steps=total_steps, deadline=deadline),
         cb.FillMaskSamples(os.path.join(logs_dir, "train"), training.sample_every, lambda s: sampler(s, top_k=3), training.sample_sentences, enabled=chief),
+        *_illustration_samples(os.path.join(logs_dir, "train"), training, tokens, seq_len, config.masking, masker,
+                               eval_shards or shards, enabled=chief),
         checkpoints,
         backup,
     ]

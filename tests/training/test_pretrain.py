@@ -68,6 +68,12 @@ def test_run_dir_holds_model_vocab_config_checkpoints_and_logs(trained):
     assert config["training"]["steps"] == 600 and config["data"]["seq_len"] == 16
 
 
+def tf_value(event):
+    import tensorflow as tf
+
+    return tf.make_ndarray(event.tensor_proto)
+
+
 def test_tensorboard_has_scalars_and_fill_mask_text(trained):
     from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
 
@@ -76,6 +82,11 @@ def test_tensorboard_has_scalars_and_fill_mask_text(trained):
     events.Reload()
     tags = set(events.Tags()["tensors"])
     assert {"loss", "masked_accuracy", "perplexity", "learning_rate", "tokens_per_second", "fill_mask"} <= tags
+    # The illustration of the first sample sentence, and accuracy by corruption kind, every sample_every steps.
+    by_kind = {f"masked_accuracy_by_kind/{k}" for k in ("mask", "random", "kept")}
+    assert {"illustration", "illustration/predictions"} | by_kind <= tags
+    assert [e.step for e in events.Tensors("illustration")] == [300, 600]
+    assert all(0 <= float(tf_value(e)) <= 1 for k in by_kind for e in events.Tensors(k))
     assert [e.step for e in events.Tensors("loss")] == [100, 200, 300, 400, 500, 600]
     import tensorflow as tf
 
