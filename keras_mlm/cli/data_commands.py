@@ -43,13 +43,14 @@ def masking_config(args, base=None):
 
 def _vocab(args):
     from keras_mlm.data.readers import expand_inputs
-    from keras_mlm.tokenizers.vocab import train_vocabulary, write_vocabulary
+    from keras_mlm.tokenizers.learners import LEARNERS
 
+    lowercase = args.lowercase if args.lowercase is not None else args.kind != "bpe"  # byte-level BPE is cased
     files = expand_inputs(args.files)
-    tokens = train_vocabulary(files, args.vocab_size, lowercase=args.lowercase)
-    write_vocabulary(tokens, args.out)
-    note = "" if len(tokens) >= args.vocab_size else f" (asked for {args.vocab_size}: the corpus supports no more pieces)"
-    print(f"wrote {args.out}: {len(tokens)} tokens{note}, from {len(files)} file(s), lowercase={args.lowercase}")
+    vocabulary = LEARNERS[args.kind](files, args.vocab_size, lowercase=lowercase)
+    vocabulary.save(args.out)
+    note = "" if len(vocabulary) >= args.vocab_size else f" (asked for {args.vocab_size}: the corpus supports no more pieces)"
+    print(f"wrote {args.out}: {args.kind}, {len(vocabulary)} tokens{note}, from {len(files)} file(s), lowercase={vocabulary.lowercase}")
 
 
 def _prepare(args):
@@ -66,7 +67,7 @@ def _inspect(args):
     from keras_mlm.data.inspect import masking_statistics, render_row
     from keras_mlm.data.prepare import VOCAB_COPY, read_manifest
     from keras_mlm.masking import MLMMasker
-    from keras_mlm.tokenizers.vocab import load_vocabulary
+    from keras_mlm.tokenizers.vocabulary import Vocabulary, find_saved
 
     manifest = read_manifest(args.dir)
     if args.verify:
@@ -77,8 +78,9 @@ def _inspect(args):
         if not args.json:
             print(f"verified {args.dir}: {len(manifest['shards'])} shards, {size:,} bytes, every record matches the manifest's "
                   f"records_sha256{'' if sized else ' (this older manifest records no sizes)'}")
-    tokens = load_vocabulary(args.vocab or os.path.join(args.dir, VOCAB_COPY))
-    masker = MLMMasker.from_vocabulary(tokens, manifest["seq_len"], masking_config(args), seed=args.seed)
+    vocabulary = Vocabulary.load(args.vocab or find_saved(args.dir) or os.path.join(args.dir, VOCAB_COPY))
+    tokens = list(vocabulary.tokens)
+    masker = MLMMasker.from_vocabulary(vocabulary, manifest["seq_len"], masking_config(args), seed=args.seed)
     stats, examples = masking_statistics(args.dir, masker, min_tokens=args.sample_tokens)
     corpus = {k: manifest[k] for k in ("documents", "source_tokens", "unknown_tokens", "sequences", "seq_len", "padding_fraction", "vocab_sha256", "vocab_size")}
     corpus["shards"] = len(manifest["shards"])
@@ -107,16 +109,21 @@ def _demo_corpus(args):
 
 
 def register(verbs):
-    p = verbs.add_parser("vocab", help="train a WordPiece vocabulary")
+    p = verbs.add_parser("vocab", help="train a WordPiece, byte-level BPE or SentencePiece vocabulary")
     p.add_argument("files", nargs="+", metavar="FILES", help=".txt/.jsonl files (or .gz) or folders of them")
+    p.add_argument("--kind", choices=["wordpiece", "bpe", "sentencepiece"], default="wordpiece",
+                   help="wordpiece (BERT), bpe (byte-level, RoBERTa) or sentencepiece (unigram, ALBERT); default wordpiece")
     p.add_argument("--vocab-size", type=int, required=True, help="largest vocabulary, special tokens included")
-    p.add_argument("--out", required=True, help="vocabulary file to write (one token per line)")
-    p.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=True, help="lower-case the text first")
+    p.add_argument("--out", required=True,
+                   help="where to write: wordpiece a token-per-line file, bpe a folder (vocab.json + merges.txt), "
+                        "sentencepiece a .model file")
+    p.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None,
+                   help="lower-case the text first (default: yes, except bpe, which is cased)")
     p.set_defaults(run=_vocab)
 
     p = verbs.add_parser("prepare", help="tokenize and pack a corpus into TFRecord shards")
     p.add_argument("inputs", nargs="+", metavar="INPUTS")
-    p.add_argument("--vocab", required=True, help="vocabulary file")
+    p.add_argument("--vocab", required=True, help="vocabulary: a WordPiece file, a BPE folder or a SentencePiece .model")
     p.add_argument("--seq-len", type=int, default=128, help="ids per row, [CLS] and [SEP]s included")
     p.add_argument("--out", required=True, help="output directory (shards + manifest.json)")
     p.add_argument("--rows-per-shard", type=int, default=4096, help="rows in each TFRecord file")

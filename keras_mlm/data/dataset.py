@@ -17,12 +17,13 @@ from keras_mlm.errors import UserInputError
 def _check_vocabulary(manifest, directory, tokens):
     if tokens is None:
         return
-    from keras_mlm.tokenizers.vocab import vocabulary_sha256
+    from keras_mlm.tokenizers.vocabulary import vocabulary_digest
 
-    if manifest["vocab_sha256"] != vocabulary_sha256(tokens):
+    given = vocabulary_digest(tokens)  # a Vocabulary or a WordPiece token list
+    if manifest["vocab_sha256"] != given:
         raise UserInputError(
             f"{directory}: shards were prepared with another vocabulary "
-            f"(manifest vocab_sha256 {manifest['vocab_sha256'][:12]}..., given {vocabulary_sha256(tokens)[:12]}...)"
+            f"(manifest vocab_sha256 {manifest['vocab_sha256'][:12]}..., given {given[:12]}...)"
         )
 
 

@@ -1,7 +1,7 @@
 """Corpus -> packed rows of token ids -> sharded TFRecord files + `manifest.json`.
 
-Documents are tokenized inside a tf.data pipeline (keras-hub's WordPieceTokenizer over batches of
-text), then packed back to back into rows of exactly `seq_len` ids:
+Documents are tokenized inside a tf.data pipeline (the vocabulary's in-graph tokenizer, keras-hub's
+WordPiece, BytePair or SentencePiece layer, over batches of text), then packed back to back into rows of exactly `seq_len` ids:
 
     [CLS] doc1 ... [SEP] doc2 ... [SEP] doc3 (first part)      <- row 0
     [CLS] doc3 (rest) ... [SEP] doc4 ... [SEP] [PAD] [PAD]      <- row 1 (only the last row is padded)
@@ -17,15 +17,17 @@ import datetime
 import hashlib
 import json
 import os
+import shutil
 
 import numpy as np
 
 from keras_mlm.data import readers
 from keras_mlm.errors import UserInputError
-from keras_mlm.tokenizers import vocab as vocab_lib
+from keras_mlm.tokenizers.vocabulary import SAVED_NAMES
 
 MANIFEST = "manifest.json"
-VOCAB_COPY = "vocab.txt"
+VOCAB_COPY = SAVED_NAMES["wordpiece"]  # "vocab.txt"; other kinds: vocab-bpe/, vocab.model
+SAVED_VOCABULARIES = tuple(SAVED_NAMES.values())
 SHARD_PATTERN = "shard-{:05d}.tfrecord"
 FEATURE = "token_ids"
 MIN_SEQ_LEN = 8
@@ -160,27 +162,37 @@ def _clear_leftovers(directory, overwrite):
             raise UserInputError(f"{directory}: already holds prepared shards (pass --overwrite to replace them)")
         os.remove(os.path.join(directory, MANIFEST))
     for name in os.listdir(directory):
-        if (name.startswith("shard-") and name.endswith(".tfrecord")) or name.endswith(".tmp") or name == VOCAB_COPY:
-            os.remove(os.path.join(directory, name))
+        if (name.startswith("shard-") and name.endswith(".tfrecord")) or name.endswith(".tmp") or name in SAVED_VOCABULARIES:
+            path = os.path.join(directory, name)
+            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
 
 
 def prepare(inputs, vocab, out_dir, config=DataConfig(), overwrite=False, progress=False):
     """Tokenizes and packs `inputs` (files/folders) into shards in `out_dir`; returns the manifest.
 
-    `vocab` is a vocabulary file path or a list of tokens.
+    `vocab` is a `Vocabulary` (any kind), a vocabulary path (file, BPE folder or `.model`) or a
+    WordPiece list of tokens. `config.lowercase` overrides WordPiece casing; BPE and SentencePiece
+    vocabularies carry their own, and a different value is refused.
     """
     import tensorflow as tf
 
-    from keras_mlm.tokenizers.tokenizer import make_tokenizer
+    from keras_mlm.tokenizers.vocabulary import Vocabulary, as_vocabulary
 
-    tokens = vocab_lib.load_vocabulary(vocab) if isinstance(vocab, (str, os.PathLike)) else list(vocab)
+    vocabulary = as_vocabulary(vocab)
+    if config.lowercase is not None and config.lowercase != vocabulary.lowercase:
+        if vocabulary.kind != "wordpiece":
+            raise UserInputError(
+                f"a {vocabulary.kind} vocabulary has its own casing (lowercase={vocabulary.lowercase}); "
+                f"lowercase={config.lowercase} cannot apply"
+            )
+        vocabulary = Vocabulary.from_tokens(vocabulary.tokens, config.lowercase)
+    tokens = vocabulary.tokens
     files = readers.expand_inputs(inputs)
-    lowercase = vocab_lib.infer_lowercase(tokens) if config.lowercase is None else config.lowercase
-    tokenizer = make_tokenizer(tokens, lowercase=lowercase)
-    token_to_id = {t: i for i, t in enumerate(tokens)}
-    cls_id, sep_id, pad_id, unk_id = (token_to_id[t] for t in (vocab_lib.CLS, vocab_lib.SEP, vocab_lib.PAD, vocab_lib.UNK))
+    lowercase = vocabulary.lowercase
+    tokenizer = vocabulary.tokenizer()
+    cls_id, sep_id, pad_id, unk_id = vocabulary.cls_id, vocabulary.sep_id, vocabulary.pad_id, vocabulary.unk_id
     is_special = np.zeros(len(tokens), bool)
-    is_special[vocab_lib.special_token_ids(tokens)] = True
+    is_special[vocabulary.special_token_ids] = True
 
     total_bytes = sum(readers.file_size(f) for f in files)
     bar = None
@@ -258,8 +270,9 @@ def prepare(inputs, vocab, out_dir, config=DataConfig(), overwrite=False, progre
             "sequences": sequences,
             "seq_len": config.seq_len,
             "padding_fraction": packer.padding / (sequences * config.seq_len),
-            "vocab_sha256": vocab_lib.vocabulary_sha256(tokens),
+            "vocab_sha256": vocabulary.sha256,
             "vocab_size": len(tokens),
+            "vocab_kind": vocabulary.kind,
             "lowercase": lowercase,
             "feature": FEATURE,
             "shards": writer.shards,
@@ -267,7 +280,7 @@ def prepare(inputs, vocab, out_dir, config=DataConfig(), overwrite=False, progre
             "text_bytes": total_bytes,
             "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         }
-        vocab_lib.write_vocabulary(tokens, os.path.join(out_dir, VOCAB_COPY))
+        vocabulary.save_beside(out_dir)  # vocab.txt, vocab-bpe/ or vocab.model (`vocabulary.SAVED_NAMES`)
         write_json_atomic(os.path.join(out_dir, MANIFEST), manifest)
         return manifest
     except BaseException:

@@ -1,5 +1,8 @@
 """Fill-mask: for every [MASK] in a text, the most likely tokens with their probabilities.
 
+Any vocabulary kind: the mask is the vocabulary's own (`[MASK]`, or `<mask>` for byte-level BPE), and
+filled pieces join the text by the kind's word boundaries (`##`, `Ġ`, `▁`).
+
     fill = FillMask(model, tokens)
     fill(["paris is the [MASK] of france"], top_k=3)
     -> [{"text": ..., "filled": "paris is the capital of france",  # the text as written, masks filled
@@ -19,14 +22,16 @@ from keras_mlm.tokenizers import vocab as vocab_lib
 
 class FillMask:
     def __init__(self, model, tokens, sequence_length=128, lowercase=None):
-        from keras_mlm.tokenizers.tokenizer import make_tokenizer
+        """`tokens`: a `Vocabulary` of any kind, or a WordPiece token list (`lowercase=None` infers its casing)."""
+        from keras_mlm.tokenizers.vocabulary import as_vocabulary
 
-        self.model, self.tokens, self.sequence_length = model, list(tokens), int(sequence_length)
-        self.tokenizer = make_tokenizer(self.tokens, lowercase=lowercase, special_tokens_in_strings=True)
-        ids = {t: i for i, t in enumerate(self.tokens)}
-        self.cls_id, self.sep_id, self.pad_id, self.mask_id = (ids[t] for t in (vocab_lib.CLS, vocab_lib.SEP, vocab_lib.PAD, vocab_lib.MASK))
+        self.vocabulary = as_vocabulary(tokens, lowercase)
+        self.model, self.tokens, self.sequence_length = model, list(self.vocabulary.tokens), int(sequence_length)
+        self.tokenizer = self.vocabulary.tokenizer(special_tokens_in_strings=True)
+        v = self.vocabulary
+        self.cls_id, self.sep_id, self.pad_id, self.mask_id = v.cls_id, v.sep_id, v.pad_id, v.mask_id
         self.special = np.zeros(len(self.tokens), bool)
-        self.special[vocab_lib.special_token_ids(self.tokens)] = True
+        self.special[v.special_token_ids] = True
         self._predict = tf.function(lambda x: tf.nn.softmax(self.model(x, training=False), axis=-1), reduce_retracing=True)
 
     def encode(self, texts):
@@ -101,12 +106,17 @@ class FillMask:
         """`text` with its [MASK]s replaced by `pieces` in order, the rest as the user wrote it (casing,
         spacing, punctuation); a word piece (##s) joins the word before it. None when the [MASK]s
         written in the text are not the ones the tokenizer found."""
-        parts = text.split(vocab_lib.MASK)
+        parts = text.split(self.vocabulary.mask_token)
         if len(parts) != len(pieces) + 1:
             return None
         out = parts[0]
         for piece, after in zip(pieces, parts[1:]):
-            if piece.startswith(vocab_lib.SUFFIX_INDICATOR):
+            if self.vocabulary.kind != "wordpiece":  # BPE / SentencePiece: the piece carries its own space
+                written = self.vocabulary.piece_text(piece)
+                if not self.vocabulary.starts_word(piece) or written[:1].isspace():
+                    out = out.rstrip()
+                out = (out + written).lstrip() if not out else out + written
+            elif piece.startswith(vocab_lib.SUFFIX_INDICATOR):
                 out = out.rstrip() + piece[len(vocab_lib.SUFFIX_INDICATOR) :]
             else:
                 out += piece
@@ -115,6 +125,8 @@ class FillMask:
 
     def detokenize(self, row):
         """Ids -> text with word pieces merged into words, specials dropped."""
+        if self.vocabulary.kind != "wordpiece":
+            return self.vocabulary.decode(row)
         words = []
         for token_id in row:
             if self.special[token_id]:

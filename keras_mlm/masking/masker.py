@@ -166,8 +166,23 @@ class MLMMasker(keras.layers.Layer):
 
     @classmethod
     def from_vocabulary(cls, tokens, sequence_length, config=MaskingConfig(), seed=0, deterministic=False):  # noqa: B008 (frozen)
-        """Builds the masker for a vocabulary (list of tokens, id = index), e.g. from `load_vocabulary`:
-        specials are the `[...]` tokens, continuation pieces those starting with '##'."""
+        """Builds the masker for a vocabulary: a `Vocabulary` of any kind (its special ids, pad id and
+        word boundaries), or a WordPiece list of tokens (id = index), e.g. from `load_vocabulary`, whose
+        specials are the `[...]` tokens and continuation pieces those starting with '##'."""
+        from keras_mlm.tokenizers.vocabulary import Vocabulary
+
+        if isinstance(tokens, Vocabulary):
+            return cls(
+                vocabulary_size=len(tokens),
+                mask_token_id=tokens.mask_id,
+                special_token_ids=tokens.special_token_ids,
+                sequence_length=sequence_length,
+                continuation_ids=tokens.continuation_ids,
+                seed=seed,
+                deterministic=deterministic,
+                padding_token_id=tokens.pad_id,
+                **dataclasses.asdict(config),
+            )
         tokens = list(tokens)
         if MASK not in tokens:
             raise UserInputError(f"vocabulary has no {MASK} token")
