@@ -41,8 +41,11 @@ def _default_text(field):
 
 def add_training_arguments(parser):
     group = parser.add_argument_group("training (override --config)")
-    group.add_argument("--config", default=None, help="YAML/JSON file with preset/model/data/masking/training sections (default: none)")
-    group.add_argument("--preset", default=None, help="tiny, mini, small, medium, base, large (default: tiny; with --init-from: the source's)")
+    group.add_argument("--config", default=None, help="YAML/JSON file with architecture/preset/model/data/masking/training sections (default: none)")
+    group.add_argument("--architecture", default=None, help="bert, albert, modern or electra (default: bert; with --init-from: the source's)")
+    group.add_argument("--preset", default=None, help="tiny, mini, small, medium, base, large, and the architecture's own (albert: xlarge, xxlarge; modern: "
+                       "modernbert-base, modernbert-large; electra: electra-small, electra-base, electra-large) "
+                       "(default: tiny; with --init-from: the source's)")
     for flag, (kind, text) in TRAINING_FLAGS.items():
         if "default" not in text:
             text += _default_text(flag)
@@ -75,6 +78,7 @@ def run_config_from_args(args):
     training["jit_compile"] = args.jit_compile
     training["keep_best"] = getattr(args, "keep_best", None)
     overrides = {
+        "architecture": args.architecture,
         "preset": args.preset,
         "model": _parse_model_overrides(args.model),
         "data": {"seq_len": args.seq_len},
@@ -120,7 +124,7 @@ def _fill_mask(args):
     from keras_mlm.inference.run import load_run
 
     run = load_run(args.run_dir)
-    fill = FillMask(run.model, run.tokens, run.sequence_length, run.lowercase)
+    fill = FillMask(run.masked_lm, run.tokens, run.sequence_length, run.lowercase)
     _print_fill(fill(args.text, top_k=args.top_k, iterative=args.iterative), args.json)
 
 
@@ -129,7 +133,7 @@ def _evaluate(args):
     from keras_mlm.inference.run import load_run
 
     run = load_run(args.run_dir, model_path=args.model_path)
-    result = evaluate(run.model, run.tokens, args.data, batch_size=args.batch_size, seq_len=run.sequence_length,
+    result = evaluate(run.masked_lm, run.tokens, args.data, batch_size=args.batch_size, seq_len=run.sequence_length,
                       max_tokens=args.max_tokens, lowercase=run.lowercase)
     if args.json:
         print(json.dumps(result))
@@ -142,7 +146,7 @@ def _score(args):
     from keras_mlm.inference.run import load_run
 
     run = load_run(args.run_dir)
-    results = score(run.model, run.tokens, args.sentences, run.sequence_length, lowercase=run.lowercase)
+    results = score(run.masked_lm, run.tokens, args.sentences, run.sequence_length, lowercase=run.lowercase)
     if args.json:
         print(json.dumps(results, indent=2))
         return

@@ -59,6 +59,9 @@ class Evaluator:
         self._model = self._step = None
 
     def __call__(self, model):
+        from keras_mlm.inference.run import masked_lm_of
+
+        model = masked_lm_of(model)  # an ELECTRA pre-trainer is evaluated by its generator
         encoder = getattr(model, "encoder", model)
         positions = getattr(encoder, "max_sequence_length", None)
         if positions is not None and self.sequence_length > positions:
@@ -109,7 +112,9 @@ def evaluate(model, tokens, data, batch_size=64, masking=None, seq_len=None, see
 def score(model, tokens, sentences, sequence_length=128, batch_size=64, lowercase=None):
     """Pseudo-log-likelihood of each sentence: [{"text", "pll", "tokens", "pseudo_perplexity"}]."""
     from keras_mlm.inference.fill_mask import FillMask
+    from keras_mlm.inference.run import masked_lm_of
 
+    model = masked_lm_of(model)  # an ELECTRA pre-trainer is scored by its generator
     helper = FillMask(model, tokens, sequence_length, lowercase)
     results = []
     for text in sentences:

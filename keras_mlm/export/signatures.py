@@ -243,6 +243,11 @@ def _register_builtin():
 
     register_signatures(MaskedLM, (FillMaskText(), FillMask(), Encode()))
 
+    from keras_mlm.export.electra_signatures import GeneratorFillMask, GeneratorFillMaskText
+    from keras_mlm.models import ElectraPretrainer
+
+    register_signatures(ElectraPretrainer, (GeneratorFillMaskText(), GeneratorFillMask(), Encode()))  # encode: the discriminator
+
     from keras_mlm.export.classify_signature import ClassifyPairs, ClassifyText
     from keras_mlm.models import SequenceClassifier
 

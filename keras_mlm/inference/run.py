@@ -1,7 +1,7 @@
 """A finished (or checkpointed) pre-training run folder, loaded for inference.
 
     RUN_DIR/
-      model.keras        the final masked LM
+      model.keras        the final pre-training model (a MaskedLM; an ElectraPretrainer for `architecture: electra`)
       vocab.txt          its vocabulary
       config.yaml        the resolved run configuration (model, data, masking, training)
       checkpoints/       ckpt-<step>.keras, the newest few
@@ -19,12 +19,30 @@ from keras_mlm.errors import UserInputError
 MODEL_FILE, VOCAB_FILE, CONFIG_FILE = "model.keras", "vocab.txt", "config.yaml"
 
 
+def masked_lm_of(model):
+    """The masked LM of a pre-training model: an ELECTRA pre-trainer's generator, any other model itself.
+    Fill-mask, evaluation and scoring read it; fine-tuning and `encode` read `model.encoder` (for ELECTRA
+    the discriminator)."""
+    from keras_mlm.models import ElectraPretrainer
+
+    return model.generator if isinstance(model, ElectraPretrainer) else model
+
+
 @dataclasses.dataclass
 class LoadedRun:
     model: object
     tokens: list
     config: dict
     directory: str
+
+    @property
+    def masked_lm(self):
+        """The model that fills masks (see `masked_lm_of`)."""
+        return masked_lm_of(self.model)
+
+    @property
+    def architecture(self):
+        return self.config.get("architecture") or "bert"
 
     @property
     def sequence_length(self):

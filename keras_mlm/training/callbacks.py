@@ -166,7 +166,8 @@ class StepLogger(keras.callbacks.Callback):
             left = self.deadline - self.clock()
             eta = left if eta is None else min(eta, left)
         fields = [f"step {step}" + (f"/{self.total_steps}" if self.total_steps else "")]
-        for name, label in (("loss", "loss"), ("masked_accuracy", "accuracy")):
+        for name, label in (("loss", "loss"), ("masked_accuracy", "accuracy"),  # an ELECTRA run logs its two accuracies
+                            ("generator_accuracy", "generator accuracy"), ("discriminator_accuracy", "discriminator accuracy")):
             if name in logs:
                 fields.append(f"{label} {float(logs[name]):.4f}")
         fields.append(f"{logs['tokens_per_second']:,.0f} tokens/s")
@@ -179,7 +180,8 @@ class StepLogger(keras.callbacks.Callback):
 class Validation(keras.callbacks.Callback):
     """Held-out metrics every `every` steps and at the end of training.
 
-    `evaluate(model)` returns {"loss", "accuracy", "perplexity", "tokens"} (an `Evaluator`). Each result
+    `evaluate(model)` returns {"loss", "accuracy", "perplexity", "tokens"} (an `Evaluator`; for an ELECTRA
+    run, the generator's masked-LM numbers, under the same tags). Each result
     goes to TensorBoard under `log_dir` at the optimizer step (with the training curves' tag names, so
     TensorBoard overlays them; a resumed run continues the curve), to `history` (saved to `state_path`
     after each validation, and read back from `resume_from` so a resumed run keeps its earlier

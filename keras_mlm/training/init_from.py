@@ -3,7 +3,8 @@
     pretrain(config, "legal_text/", "vocab.txt", "runs/legal", init_from="runs/general")
 
 The source folder (a `pretrain` run, or an imported checkpoint laid out the same way: model.keras,
-vocab.txt, config.yaml) decides the architecture: its config.yaml `model` section gives every size,
+vocab.txt, config.yaml) decides the architecture: its config.yaml `architecture` (bert when absent)
+the kind of model, its `model` section every size,
 and its model.keras the weights of the encoder and the MLM head. The new run brings the text, the
 masking, the training settings (a fresh optimizer and warm-up) and its own folder. The vocabulary must
 be the source's (the embedding rows are its tokens); sizes given again (`--preset`, `--model
@@ -15,7 +16,7 @@ import dataclasses
 import os
 
 from keras_mlm.errors import UserInputError
-from keras_mlm.models import PRESETS, EncoderConfig
+from keras_mlm.training.run_config import DEFAULT_ARCHITECTURE, config_class
 
 REQUIRED = ("vocabulary_size", "num_layers", "hidden_dim", "num_heads", "intermediate_dim")
 ADJUSTABLE = ("dropout", "initializer_range")
@@ -29,7 +30,8 @@ class Source:
 
     directory: str
     run: object  # keras_mlm.inference.run.LoadedRun
-    encoder: dict  # the source's EncoderConfig fields
+    encoder: dict  # the source's config fields (of its architecture's config class)
+    architecture: str = DEFAULT_ARCHITECTURE
 
 
 def read_source(init_from, vocab_path, tokens):
@@ -47,10 +49,11 @@ def read_source(init_from, vocab_path, tokens):
             f"a continued run keeps its source's vocabulary: pass --vocab {os.path.join(directory, VOCAB_FILE)}"
         )
     section = run.config.get("model")
-    fields = [f.name for f in dataclasses.fields(EncoderConfig)]
+    architecture = run.config.get("architecture") or DEFAULT_ARCHITECTURE
+    fields = [f.name for f in dataclasses.fields(config_class(architecture, f"--init-from {directory}: config.yaml"))]
     if not isinstance(section, dict) or any(name not in section for name in REQUIRED):
         raise UserInputError(f"--init-from {directory}: its config.yaml has no complete 'model' section (the encoder's sizes)")
-    return Source(directory=directory, run=run, encoder={k: v for k, v in section.items() if k in fields})
+    return Source(directory=directory, run=run, encoder={k: v for k, v in section.items() if k in fields}, architecture=architecture)
 
 
 def continued_config(config, source):
@@ -58,9 +61,14 @@ def continued_config(config, source):
 
     Refuses a `preset` or `model` value that contradicts the source (naming the field, both values).
     """
+    if config.architecture is not None and config.architecture != source.architecture:
+        raise UserInputError(
+            f"--architecture {config.architecture} conflicts with --init-from {source.directory} (architecture {source.architecture}); "
+            "a continued run keeps its source's architecture (leave --architecture out)"
+        )
     encoder = dict(source.encoder)
     if config.preset is not None:
-        preset = PRESETS[config.preset]
+        preset = config_class(source.architecture).presets().get(config.preset, {})
         conflicts = [f"{k} {v} (source {encoder.get(k)})" for k, v in preset.items() if k not in config.model and encoder.get(k) != v]
         if conflicts:
             raise UserInputError(
@@ -80,7 +88,7 @@ def continued_config(config, source):
         )
     encoder.pop("vocabulary_size", None)  # always the vocabulary's
     preset = source.run.config.get("preset")
-    return dataclasses.replace(config, preset=str(preset) if preset else "custom", model=encoder)
+    return dataclasses.replace(config, architecture=source.architecture, preset=str(preset) if preset else "custom", model=encoder)
 
 
 def load_source_weights(model, source):

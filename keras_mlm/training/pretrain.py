@@ -29,11 +29,18 @@ from keras_mlm.data.dataset import pretraining_dataset
 from keras_mlm.data.prepare import MANIFEST, prepare, read_manifest
 from keras_mlm.data.verify import check_shards, find_corrupt_shard
 from keras_mlm.errors import UserInputError
-from keras_mlm.inference.run import CONFIG_FILE, MODEL_FILE, VOCAB_FILE, read_run_config
+from keras_mlm.inference.run import CONFIG_FILE, MODEL_FILE, VOCAB_FILE, masked_lm_of, read_run_config
 from keras_mlm.losses import MaskedLMLoss
 from keras_mlm.masking import MLMMasker
 from keras_mlm.metrics import MaskedAccuracy, Perplexity
-from keras_mlm.models import build_masked_lm
+from keras_mlm.models import (
+    AlbertEncoder,
+    ElectraPretrainer,
+    MaskedLM,
+    ModernEncoder,
+    build_electra_pretrainer,
+    build_masked_lm,
+)
 from keras_mlm.tokenizers import vocab as vocab_lib
 from keras_mlm.training import callbacks as cb
 from keras_mlm.training import init_from as init_lib
@@ -103,17 +110,52 @@ def _worker_shards(data, tokens, config, run_dir, name="data"):
     return target if _prepared(target, tokens, config) else None
 
 
-def _illustration_samples(log_dir, training, tokens, seq_len, masking, masker, shards, enabled):
+def _illustration_samples(log_dir, training, tokens, seq_len, masking, masker, shards, enabled, model):
     """[illustrate] The picture of the first sample sentence and the masked accuracy split by corruption
     kind ([MASK] / random / kept) on one fixed probe batch (held-out rows when --eval-data is given),
-    written to TensorBoard every `sample_every` steps; none without sample sentences."""
+    written to TensorBoard every `sample_every` steps; none without sample sentences, and none for a
+    model the illustration cannot draw (an ELECTRA pre-trainer; ALBERT's shared blocks)."""
     if not enabled or not training.sample_sentences:
         return []
+    from keras_mlm.illustrate.attention import AttentionProbe
     from keras_mlm.illustrate.tensorboard import IllustrationSamples
+
+    if not isinstance(model, MaskedLM):
+        return []
+    try:
+        AttentionProbe(model.encoder)  # refuses what it cannot draw
+    except UserInputError:
+        return []
 
     probe = pretraining_dataset(shards, min(training.batch_size, 64), masker, seed=training.seed + 1, shuffle_buffer=1, vocabulary=tokens)
     return [IllustrationSamples(log_dir, training.sample_every, tokens, seq_len, training.sample_sentences[0], batch=next(iter(probe)),
                                 masking=masking, seed=training.seed)]
+
+
+def _masked_lm_over(encoder_class):
+    def build(config, seed, **head):
+        return MaskedLM(encoder_class.from_encoder_config(config, name="encoder"), name="masked_lm", **head)
+
+    return build
+
+
+MODEL_BUILDERS = {
+    "bert": lambda config, seed, **head: build_masked_lm(config, **head),
+    "albert": _masked_lm_over(AlbertEncoder),
+    "modern": _masked_lm_over(ModernEncoder),
+    "electra": lambda config, seed, **head: build_electra_pretrainer(config, seed=seed),
+}
+"""Architecture -> (config, seed, **head options) -> a fresh, uncompiled pre-training model (under the
+global dtype policy). The ELECTRA pre-trainer's generator sampling is keyed by `seed`."""
+
+
+def build_pretraining_model(architecture, encoder_config, training, total_steps=None, **head):
+    """The compiled pre-training model of `architecture` for `encoder_config` (see MODEL_BUILDERS)."""
+    model = MODEL_BUILDERS[architecture](encoder_config, training.seed, **head)
+    if isinstance(model, ElectraPretrainer):  # its loss and metrics are built in
+        model.compile(optimizer=make_optimizer(training, total_steps), jit_compile=training.jit_compile)
+        return model
+    return compile_masked_lm(model, training, total_steps)
 
 
 def compile_masked_lm(model, training, total_steps=None):
@@ -139,6 +181,11 @@ def _check_same_run(run_dir, new_config):
     old = read_run_config(run_dir)
     if not old:
         return
+    if (old.get("architecture") or "bert") != new_config["architecture"]:
+        raise UserInputError(
+            f"{run_dir}: holds a {old.get('architecture') or 'bert'} run, not {new_config['architecture']}; "
+            "use a new --out or delete the folder to start over"
+        )
     for section in ("model", "data", "masking"):
         if old.get(section) != new_config.get(section):
             changed = sorted(k for k in set(old.get(section, {})) | set(new_config.get(section, {})) if old.get(section, {}).get(k) != new_config.get(section, {}).get(k))
@@ -304,8 +351,7 @@ def _pretrain(config, data, tokens, run_dir, out_dir, strategy, chief, verbose, 
 
     def build(total_steps):
         with strategy.scope():
-            model = build_masked_lm(encoder_config, **head)
-            compile_masked_lm(model, training, total_steps)
+            model = build_pretraining_model(config.architecture or "bert", encoder_config, training, total_steps, **head)
             model(_dummy_batch(2, seq_len, masker.max_selections))  # built before restoring weights
         return model
 
@@ -368,7 +414,7 @@ def _pretrain(config, data, tokens, run_dir, out_dir, strategy, chief, verbose, 
     healthy = lambda: stop_on_nan.bad_step is None  # noqa: E731
     checkpoints = cb.RollingCheckpoint(os.path.join(out_dir, "checkpoints"), training.keep_checkpoints, healthy)
     backup.should_save = healthy
-    sampler = FillMask(model, tokens, seq_len)
+    sampler = FillMask(masked_lm_of(model), tokens, seq_len)  # ELECTRA: its generator
     deadline = started + budget - plan["final_seconds"] if budget is not None else None
     stop_at_time = cb.StopAtTime(deadline, agree=lambda over: any_worker(strategy, over)) if deadline is not None else None
     logs_dir = os.path.join(run_dir, "logs")
@@ -380,7 +426,7 @@ def _pretrain(config, data, tokens, run_dir, out_dir, strategy, chief, verbose, 
                       lines=verbose == "lines", total_steps=total_steps, deadline=deadline),
         cb.FillMaskSamples(os.path.join(logs_dir, "train"), training.sample_every, lambda s: sampler(s, top_k=3), training.sample_sentences, enabled=chief),
         *_illustration_samples(os.path.join(logs_dir, "train"), training, tokens, seq_len, config.masking, masker,
-                               eval_shards or shards, enabled=chief),
+                               eval_shards or shards, enabled=chief, model=model),
         checkpoints,
         backup,
     ]

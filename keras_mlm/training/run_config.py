@@ -1,7 +1,8 @@
 """The whole configuration of a pre-training run, as read from YAML/JSON and flags and saved in RUN_DIR.
 
-    preset: tiny                # a key of keras_mlm.models.PRESETS (default tiny)
-    model: {dropout: 0.1}       # EncoderConfig fields overriding the preset
+    architecture: bert          # bert, albert, modern or electra (default bert): the config class and model
+    preset: tiny                # a key of that config class's presets() (default tiny)
+    model: {dropout: 0.1}       # fields of that config class overriding the preset
     data: {seq_len: 128}        # DataConfig fields (used when raw text is prepared on the fly)
     masking: {selection_rate: 0.15, strategy: token}     # MaskingConfig fields
     training: {steps: 1000, batch_size: 32}             # TrainingConfig fields
@@ -18,34 +19,57 @@ import yaml
 from keras_mlm.data.prepare import DataConfig
 from keras_mlm.errors import UserInputError
 from keras_mlm.masking import MaskingConfig
-from keras_mlm.models import PRESETS, EncoderConfig
+from keras_mlm.models import AlbertConfig, ElectraConfig, EncoderConfig, ModernConfig
 from keras_mlm.training.config import TrainingConfig
 
 SECTIONS = {"data": DataConfig, "masking": MaskingConfig, "training": TrainingConfig}
 DEFAULT_PRESET = "tiny"
+DEFAULT_ARCHITECTURE = "bert"
+ARCHITECTURES = {"bert": EncoderConfig, "albert": AlbertConfig, "modern": ModernConfig, "electra": ElectraConfig}
+"""Architecture name -> its config class (fields = the `model` keys, `presets()` = the preset names)."""
+
+
+def config_class(architecture, source="config"):
+    """The config class of `architecture` (None: bert); an unknown name is a UserInputError."""
+    name = architecture or DEFAULT_ARCHITECTURE
+    if name not in ARCHITECTURES:
+        raise UserInputError(f"{source}: unknown architecture {name!r} (allowed: {', '.join(ARCHITECTURES)})")
+    return ARCHITECTURES[name]
 
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
+    architecture: str | None = None  # None: "bert" (a run continued with --init-from takes its source's)
     preset: str | None = None  # None: "tiny" (a run continued with --init-from takes its source's sizes)
     model: dict = dataclasses.field(default_factory=dict)
     data: DataConfig = DataConfig()
     masking: MaskingConfig = MaskingConfig()
     training: TrainingConfig = TrainingConfig()
 
+    @property
+    def config_class(self):
+        """The architecture's config class (EncoderConfig, AlbertConfig, ModernConfig, ElectraConfig)."""
+        return config_class(self.architecture)
+
     def encoder_config(self, vocabulary_size):
+        cls = self.config_class
         overrides = dict(self.model)
-        overrides.setdefault("max_sequence_length", max(512, self.data.seq_len))
+        default_positions = {f.name: f.default for f in dataclasses.fields(cls)}["max_sequence_length"]
+        overrides.setdefault("max_sequence_length", max(default_positions, self.data.seq_len))
         # A preset's sizes under the `model` overrides; a continued run's `model` names every size, and
-        # its preset may be a label of its source (e.g. an imported checkpoint's) rather than a key of PRESETS.
-        base = PRESETS.get(self.preset or DEFAULT_PRESET, {})
-        missing = [k for k in PRESETS[DEFAULT_PRESET] if k not in base and k not in overrides]
+        # its preset may be a label of its source (e.g. an imported checkpoint's) rather than a preset name.
+        presets = cls.presets()
+        base = presets.get(self.preset or DEFAULT_PRESET, {})
+        missing = [k for k in presets[DEFAULT_PRESET] if k not in base and k not in overrides]
         if missing:
-            raise UserInputError(f"unknown encoder preset {self.preset!r} and no model {', '.join(missing)} given (allowed presets: {', '.join(PRESETS)})")
-        return EncoderConfig(**{**base, "vocabulary_size": vocabulary_size, **overrides})
+            raise UserInputError(f"unknown encoder preset {self.preset!r} and no model {', '.join(missing)} given (allowed presets: {', '.join(presets)})")
+        return cls(**{**base, "vocabulary_size": vocabulary_size, **overrides})
 
     def to_dict(self, vocabulary_size=None):
-        out = {"preset": self.preset or DEFAULT_PRESET, "model": dict(self.model)}
+        """The sections as saved; with `vocabulary_size` resolved (the architecture's name and every model field),
+        without it as given (architecture and preset None: not given)."""
+        architecture = self.architecture if vocabulary_size is None else self.architecture or DEFAULT_ARCHITECTURE
+        out = {"architecture": architecture, "preset": self.preset or DEFAULT_PRESET, "model": dict(self.model)}
         if vocabulary_size is not None:
             out["model"] = dataclasses.asdict(self.encoder_config(vocabulary_size))
         for name in SECTIONS:
@@ -63,14 +87,17 @@ def build_run_config(file_values=None, overrides=None, source="config"):
     """Merges a config mapping (from a file) with flag overrides ({section: {key: value}}) and validates it."""
     file_values = dict(file_values or {})
     overrides = overrides or {}
-    _check_keys(source, "top level", file_values, ["preset", "model", *SECTIONS])
+    _check_keys(source, "top level", file_values, ["architecture", "preset", "model", *SECTIONS])
+    architecture = overrides.get("architecture") or file_values.get("architecture")  # None: bert (or a continued run's)
+    cls = config_class(architecture, source)
     preset = overrides.get("preset") or file_values.get("preset")  # None: the default (or a continued run's)
-    if preset is not None and preset not in PRESETS:
-        raise UserInputError(f"{source}: unknown preset {preset!r} (allowed: {', '.join(PRESETS)})")
+    if preset is not None and preset not in cls.presets():
+        raise UserInputError(f"{source}: unknown preset {preset!r} (allowed: {', '.join(cls.presets())}; "
+                             f"architecture {architecture or DEFAULT_ARCHITECTURE})")
     model = dict(file_values.get("model") or {})
     model.update(overrides.get("model") or {})
     model.pop("vocabulary_size", None)  # always the vocabulary's
-    _check_keys(source, "model", model, [f.name for f in dataclasses.fields(EncoderConfig)])
+    _check_keys(f"{source}: architecture {architecture or DEFAULT_ARCHITECTURE}", "model", model, [f.name for f in dataclasses.fields(cls)])
     sections = {}
     for name, cls in SECTIONS.items():
         values = dict(file_values.get(name) or {})
@@ -82,7 +109,7 @@ def build_run_config(file_values=None, overrides=None, source="config"):
             sections[name] = cls(**values)
         except TypeError as e:
             raise UserInputError(f"{source}: {name}: {e}") from None
-    return RunConfig(preset=preset, model=model, **sections)
+    return RunConfig(architecture=architecture, preset=preset, model=model, **sections)
 
 
 def load_config_file(path):
