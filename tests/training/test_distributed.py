@@ -111,7 +111,8 @@ def test_two_local_workers_end_with_identical_weights(corpus, tmp_path, monkeypa
     events = EventAccumulator(str(run_dir / "logs" / "train"), size_guidance={"tensors": 0})
     events.Reload()
     assert [e.step for e in events.Tensors("fill_mask")] == [3, 6]
-    assert len(os.listdir(run_dir / "logs" / "train")) == 2  # the chief's two writers, no other process's
+    # The chief's writers (scalars, fill-mask text, the illustration), no other process's.
+    assert len(os.listdir(run_dir / "logs" / "train")) == 3
 
 
 def test_launcher_returns_the_failing_workers_exit_code(monkeypatch):
