@@ -65,7 +65,7 @@ def test_run_folder_has_the_sections_later_commands_read(google_source, tmp_path
     run_dir = tmp_path / "run"
     assert sorted(os.listdir(run_dir)) == ["config.yaml", "model.keras", "vocab.txt"]
     config = yaml.safe_load((run_dir / "config.yaml").read_text())
-    assert list(config)[:5] == ["preset", "model", "data", "masking", "training"]
+    assert list(config)[:6] == ["architecture", "preset", "model", "data", "masking", "training"] and config["architecture"] == "bert"
     assert config["imported"] == {"format": "google-research", "source": os.path.abspath(folder), "head": "imported"}
     assert config["data"]["seq_len"] == 12 and config["data"]["lowercase"] is True
     # The file is a valid `pretrain --config` and resolves to exactly the imported encoder.

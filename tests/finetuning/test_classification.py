@@ -264,6 +264,7 @@ def test_exported_classifier_serves_labels_without_keras(fine_tuned, tmp_path):
     assert "classify: texts: empty text; rows:" in served["results"][2]["error"]
 
 
+@pytest.mark.slow  # about 2 minutes: pre-trains the tiny encoder first
 def test_pretrained_tiny_encoder_beats_majority_class_on_real_sst2(pretrained_tiny_run, corpora, tmp_path):
     """2,000 SST-2 training sentences, 3 epochs, 64 pieces: dev accuracy at least 8 points above the
     majority class (50.9%); measured 0.711 on the 2-core machine (AVX-512)."""

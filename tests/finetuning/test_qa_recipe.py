@@ -214,6 +214,7 @@ def _real_slice(corpora, path, paragraphs):
     return list(SPECIAL_TOKENS) + pieces + [w for w, _ in words.most_common(500) if len(w) > 1]
 
 
+@pytest.mark.slow  # about 40 s; the synthetic task and the export test run by default
 def test_recipe_fits_real_squad_questions(corpora, tmp_path):
     """The first 12 paragraphs of the sample's Normans article (70 questions, 42 unanswerable), trained
     and scored on the same questions with the dev-chosen no-answer threshold: a fitting test of the

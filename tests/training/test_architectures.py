@@ -138,7 +138,9 @@ def test_cli_fill_mask_evaluate_and_score_need_no_flag(trained, corpus, capsys):
     assert json.loads(capsys.readouterr().out)[0]["pll"] < 0
 
 
-def test_export_encode_reads_the_encoder_and_fill_mask_the_masked_lm(trained, tmp_path):
+def test_export_encode_reads_the_encoder_and_fill_mask_the_masked_lm(trained, tmp_path, request):
+    if trained[0] in ("bert", "albert") and not request.config.getoption("--run-slow"):
+        pytest.skip("slow: run with --run-slow (bert's export is tested in tests/export; albert's model class is bert's MaskedLM)")
     import tensorflow as tf
 
     from keras_mlm.export import export_run

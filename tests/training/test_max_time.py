@@ -109,6 +109,7 @@ def test_the_run_stops_at_the_first_step_past_its_budget_with_everything_written
     # is tested in test_init_from.py::test_a_killed_continued_run_resumes_from_its_own_backup.)
 
 
+@pytest.mark.slow  # about a minute of probing
 def test_the_probe_measures_steps_checkpoints_and_validation(corpus, tmp_path):
     data, vocab = corpus
     config = tiny_run.tiny_config(steps=30, max_time="2m", checkpoint_every=10)  # --steps caps the plan
