@@ -1,0 +1,181 @@
+"""Quality per CPU-minute: keras-mlm's defaults against the keras.io guide recipe on keras-hub, at equal wall-clock.
+
+    python benchmarks/bench_quality.py [--minutes 5 15 60] [--seeds 0 1 2] [--work runs/bench_quality]
+
+Both recipes train on the same text with the same WordPiece vocabulary and the same model size (3 layers,
+hidden 256, feed-forward 512, 4 heads; batch 32 x 128), each for the same wall-clock budget on this
+machine, and both are scored on the same held-out rows with keras-mlm's fixed evaluation mask (15%,
+80/10/10, a pure function of the row), built once from three whole books that neither trained on:
+The Adventures of Sherlock Holmes, A Tale of Two Cities, Dracula. Printed per budget and seed: masked
+loss (nats), accuracy and perplexity; then the mean over seeds and keras-mlm's margin.
+
+keras-mlm runs through its CLI, defaults unless a flag is the point: `keras-mlm pretrain --max-time`.
+
+The guide recipe ("Pretraining a Transformer from scratch with KerasHub", keras.io), written from its
+description on keras-hub layers: TokenAndPositionEmbedding -> LayerNorm(1e-5) -> Dropout(0.1) -> 3 x
+TransformerEncoder(post-norm, dropout 0.1, epsilon 1e-5) -> MaskedLMHead tied to the token embedding;
+MaskedLMMaskGenerator with 25% selection (at most 32 per row, 80/10/10); AdamW at a constant 5e-4; one
+document (a blank-line paragraph) per row, truncated or padded to 128. Deviations from the guide, to make
+the comparison fair: our vocabulary (trained on the training text) instead of BERT's uncased one; our
+training text instead of WikiText-103; batch 32 instead of 128 (the size the issue measured); stopped by
+the same wall-clock budget instead of 8 epochs.
+"""
+
+import argparse
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
+
+ROOT = Path(__file__).resolve().parents[1]
+CORPORA = ROOT / ".." / "shared" / "corpora"
+HELD_OUT = ("pg1661_adventures_of_sherlock_holmes.txt", "pg98_tale_of_two_cities.txt", "pg345_dracula.txt")
+MODEL = {"num_layers": 3, "hidden_dim": 256, "intermediate_dim": 512, "num_heads": 4}
+SEQ_LEN, BATCH = 128, 32
+
+
+def split_corpus():
+    """(training files, held-out files): whole books held out, everything else trains."""
+    books = sorted((CORPORA / "gutenberg").glob("*.txt"))
+    held_out = [b for b in books if b.name in HELD_OUT]
+    train = [b for b in books if b.name not in HELD_OUT]
+    train += [CORPORA / "wikitext-2" / "valid.txt", CORPORA / "wikitext-2" / "test.txt", CORPORA / "tinyshakespeare" / "input.txt"]
+    return train, held_out
+
+
+def train_guide(train_files, tokens, seconds, seed, log):
+    """The keras.io guide's model and training loop for `seconds` of wall-clock; returns (model, steps)."""
+    import keras
+    import keras_hub
+    import tensorflow as tf
+
+    from keras_mlm.data.readers import iterate_documents
+    from keras_mlm.tokenizers import make_tokenizer
+
+    keras.utils.set_random_seed(seed)
+    documents = [d for d in iterate_documents([str(f) for f in train_files]) if len(d) > 100]
+    tokenizer = make_tokenizer(tokens, lowercase=True, sequence_length=SEQ_LEN)
+    masker = keras_hub.layers.MaskedLMMaskGenerator(
+        vocabulary_size=len(tokens), mask_selection_rate=0.25, mask_selection_length=32,
+        mask_token_id=tokens.index("[MASK]"), unselectable_token_ids=[tokens.index("[PAD]")],
+    )
+
+    def preprocess(texts):
+        outputs = masker(tokenizer(texts))
+        features = {"token_ids": outputs["token_ids"], "mask_positions": outputs["mask_positions"]}
+        return features, outputs["mask_ids"], outputs["mask_weights"]
+
+    data = (tf.data.Dataset.from_tensor_slices(documents).shuffle(len(documents), seed=seed).repeat()
+            .batch(BATCH, drop_remainder=True).map(preprocess, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE))
+
+    token_ids = keras.Input(shape=(SEQ_LEN,), dtype="int32", name="token_ids")
+    embedding = keras_hub.layers.TokenAndPositionEmbedding(len(tokens), SEQ_LEN, MODEL["hidden_dim"])
+    x = embedding(token_ids)
+    x = keras.layers.LayerNormalization(epsilon=1e-5)(x)
+    x = keras.layers.Dropout(0.1)(x)
+    for _ in range(MODEL["num_layers"]):
+        x = keras_hub.layers.TransformerEncoder(MODEL["intermediate_dim"], MODEL["num_heads"], dropout=0.1, layer_norm_epsilon=1e-5)(x)
+    mask_positions = keras.Input(shape=(None,), dtype="int32", name="mask_positions")
+    logits = keras_hub.layers.MaskedLMHead(token_embedding=embedding.token_embedding, activation="softmax")(x, mask_positions=mask_positions)
+    model = keras.Model({"token_ids": token_ids, "mask_positions": mask_positions}, logits)
+    model.compile(optimizer=keras.optimizers.AdamW(5e-4), loss=keras.losses.SparseCategoricalCrossentropy(),
+                  weighted_metrics=["sparse_categorical_accuracy"])
+
+    class Budget(keras.callbacks.Callback):
+        def on_train_begin(self, logs=None):
+            self.started = time.time()
+
+        def on_train_batch_end(self, batch, logs=None):
+            if time.time() - self.started >= seconds:
+                self.model.stop_training = True
+
+    started = time.time()
+    model.fit(data, epochs=1, steps_per_epoch=10**9, callbacks=[Budget()], verbose=0)
+    steps = int(model.optimizer.iterations.numpy())
+    with open(log, "a", encoding="utf-8") as f:
+        f.write(f"guide seed {seed}: {steps} steps in {time.time() - started:.0f} s\n")
+    return model, steps
+
+
+class GuideForEvaluation:
+    """The guide's model called with keras-mlm's evaluation batches (probabilities -> log for the loss)."""
+
+    def __init__(self, model):
+        self.model = model
+
+    def __call__(self, x, training=False):
+        import tensorflow as tf
+
+        probabilities = self.model({"token_ids": x["token_ids"], "mask_positions": x["mask_positions"]}, training=training)
+        return tf.math.log(tf.maximum(tf.cast(probabilities, tf.float32), 1e-30))  # logits up to a constant per row
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--minutes", type=float, nargs="+", default=[5, 15, 60])
+    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    parser.add_argument("--vocab-size", type=int, default=8192)
+    parser.add_argument("--work", default="runs/bench_quality")
+    parser.add_argument("--only", choices=["keras-mlm", "guide"], default=None)
+    parser.add_argument("--pretrain-flag", action="append", default=[], help="extra flag for keras-mlm pretrain (repeatable), e.g. --pretrain-flag=--learning-rate=2e-3")
+    args = parser.parse_args()
+
+    from keras_mlm.evaluation.evaluate import evaluate
+    from keras_mlm.inference.run import load_run
+    from keras_mlm.tokenizers import load_vocabulary
+
+    work = (ROOT / args.work).resolve()
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "log.txt"
+    train_files, held_out = split_corpus()
+    cli = [sys.executable, "-m", "keras_mlm.cli.main"]
+    vocab = work / "vocab.txt"
+    if not vocab.exists():
+        subprocess.run([*cli, "vocab", *map(str, train_files), "--vocab-size", str(args.vocab_size), "--out", str(vocab)], check=True)
+    tokens = load_vocabulary(str(vocab))
+    held_out_shards = work / "held_out"
+    if not (held_out_shards / "manifest.json").exists():
+        subprocess.run([*cli, "prepare", *map(str, held_out), "--vocab", str(vocab), "--seq-len", str(SEQ_LEN), "--out", str(held_out_shards)], check=True)
+
+    results = {}
+    for minutes in args.minutes:
+        for seed in args.seeds:
+            if args.only != "guide":
+                out = work / f"keras-mlm-{minutes:g}m-seed{seed}"
+                model_flags = [f"--model={k}={v}" for k, v in MODEL.items()]
+                subprocess.run([*cli, "pretrain", "--data", *map(str, train_files), "--vocab", str(vocab), "--out", str(out),
+                                "--max-time", f"{minutes:g}m", "--batch-size", str(BATCH), "--seq-len", str(SEQ_LEN), "--seed", str(seed),
+                                *model_flags, *args.pretrain_flag], check=True, stdout=open(log, "a"), stderr=subprocess.STDOUT)
+                run = load_run(str(out))
+                score = evaluate(run.model, tokens, str(held_out_shards))
+                score["steps"] = json.loads((out / "summary.json").read_text())["step"]
+                results[("keras-mlm", minutes, seed)] = score
+                print(f"keras-mlm {minutes:g} min seed {seed}: loss {score['loss']:.3f} accuracy {score['accuracy']:.3f} "
+                      f"perplexity {score['perplexity']:.1f} ({score['steps']} steps)", flush=True)
+            if args.only != "keras-mlm":
+                model, steps = train_guide(train_files, tokens, minutes * 60, seed, log)
+                score = evaluate(GuideForEvaluation(model), tokens, str(held_out_shards))
+                score["steps"] = steps
+                results[("guide", minutes, seed)] = score
+                print(f"guide     {minutes:g} min seed {seed}: loss {score['loss']:.3f} accuracy {score['accuracy']:.3f} "
+                      f"perplexity {score['perplexity']:.1f} ({steps} steps)", flush=True)
+
+    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores; held-out masked tokens: "
+          f"{next(iter(results.values()))['tokens']:,}")
+    print("| budget | keras-mlm loss (mean of seeds) | guide loss | keras-mlm margin (nats) |\n|---|---:|---:|---:|")
+    for minutes in args.minutes:
+        means = {}
+        for recipe in ("keras-mlm", "guide"):
+            losses = [results[(recipe, minutes, s)]["loss"] for s in args.seeds if (recipe, minutes, s) in results]
+            means[recipe] = sum(losses) / len(losses) if losses else float("nan")
+        print(f"| {minutes:g} min | {means['keras-mlm']:.3f} | {means['guide']:.3f} | {means['guide'] - means['keras-mlm']:+.3f} |")
+    (work / "results.json").write_text(json.dumps({f"{r}/{m:g}/{s}": v for (r, m, s), v in results.items()}, indent=2))
+
+
+if __name__ == "__main__":
+    main()
