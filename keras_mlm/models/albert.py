@@ -22,6 +22,7 @@ from keras_mlm.layers.embeddings import EncoderEmbeddings
 from keras_mlm.layers.linear import Projection
 from keras_mlm.layers.transformer_block import TransformerBlock
 from keras_mlm.models.bert import bert_initializer
+from keras_mlm.models.encoder_base import Encoder
 from keras_mlm.models.presets import PRESETS, EncoderConfig, require_positive_integers
 
 ALBERT_PRESETS = {
@@ -57,7 +58,7 @@ class AlbertConfig(EncoderConfig):
 
 
 @keras.saving.register_keras_serializable(package="keras_mlm")
-class AlbertEncoder(keras.Model):
+class AlbertEncoder(Encoder):
     """{token_ids, segment_ids, padding_mask} (batch, seq_len) -> sequence_output (batch, seq_len, hidden).
 
     Embeddings of width `embedding_dim`, projected to `hidden_dim`, then `num_layers` BERT blocks
@@ -65,6 +66,8 @@ class AlbertEncoder(keras.Model):
     `num_layers`. Constructor arguments are the fields of `AlbertConfig`; `token_embedding` is the
     (vocabulary, embedding_dim) table the masked-LM head ties to.
     """
+
+    CONFIG = AlbertConfig
 
     def __init__(
         self,
@@ -117,53 +120,4 @@ class AlbertEncoder(keras.Model):
         for i in range(num_layers):
             x = self.transformer_blocks[i * num_groups // num_layers](x, attention_bias=attention_bias)
         super().__init__(inputs=inputs, outputs=x, **kwargs)
-        # A functional model does not take a dtype; record the policy its layers were built with.
-        self.dtype_policy = keras.dtype_policies.get(dtype if dtype is not None else keras.config.dtype_policy())
-
-        self.vocabulary_size = vocabulary_size
-        self.num_layers = num_layers
-        self.hidden_dim = hidden_dim
-        self.num_heads = num_heads
-        self.intermediate_dim = intermediate_dim
-        self.max_sequence_length = max_sequence_length
-        self.num_segments = num_segments
-        self.dropout = dropout
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.activation = activation
-        self.initializer_range = initializer_range
-        self.embedding_dim = embedding_dim
-        self.num_groups = num_groups
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "vocabulary_size": self.vocabulary_size,
-            "num_layers": self.num_layers,
-            "hidden_dim": self.hidden_dim,
-            "num_heads": self.num_heads,
-            "intermediate_dim": self.intermediate_dim,
-            "max_sequence_length": self.max_sequence_length,
-            "num_segments": self.num_segments,
-            "dropout": self.dropout,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-            "activation": self.activation,
-            "initializer_range": self.initializer_range,
-            "embedding_dim": self.embedding_dim,
-            "num_groups": self.num_groups,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    @classmethod
-    def from_encoder_config(cls, config, dtype=None, **kwargs):
-        """Builds the encoder an `AlbertConfig` describes."""
-        return cls(**config.to_dict(), dtype=dtype, **kwargs)
-
-    @property
-    def token_embedding(self):
-        """The (vocabulary, embedding_dim) `TokenEmbedding` the masked-LM head's output projection is tied to."""
-        return self.embeddings.token_embedding
+        self._record_config(dtype, locals())  # every config field, as an attribute

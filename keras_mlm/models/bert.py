@@ -5,6 +5,8 @@ import keras
 from keras_mlm.layers.attention import padding_mask_to_attention_bias
 from keras_mlm.layers.embeddings import EncoderEmbeddings
 from keras_mlm.layers.transformer_block import TransformerBlock
+from keras_mlm.models.encoder_base import Encoder
+from keras_mlm.models.presets import EncoderConfig
 
 
 def bert_initializer(stddev):
@@ -12,13 +14,15 @@ def bert_initializer(stddev):
 
 
 @keras.saving.register_keras_serializable(package="keras_mlm")
-class BertEncoder(keras.Model):
+class BertEncoder(Encoder):
     """{token_ids, segment_ids, padding_mask} (batch, seq_len) -> sequence_output (batch, seq_len, hidden).
 
     A functional model whose constructor arguments are the fields of `EncoderConfig`. Unlike
     keras-hub's BertBackbone it builds no pooler: a [CLS] vector is `sequence_output[:, 0]`.
     `token_embedding` is the layer the masked-LM head ties its output projection to.
     """
+
+    CONFIG = EncoderConfig
 
     def __init__(
         self,
@@ -63,49 +67,4 @@ class BertEncoder(keras.Model):
         for block in self.transformer_blocks:
             x = block(x, attention_bias=attention_bias)  # (batch, seq, hidden)
         super().__init__(inputs=inputs, outputs=x, **kwargs)
-        # A functional model does not take a dtype; record the policy its layers were built with.
-        self.dtype_policy = keras.dtype_policies.get(dtype if dtype is not None else keras.config.dtype_policy())
-
-        self.vocabulary_size = vocabulary_size
-        self.num_layers = num_layers
-        self.hidden_dim = hidden_dim
-        self.num_heads = num_heads
-        self.intermediate_dim = intermediate_dim
-        self.max_sequence_length = max_sequence_length
-        self.num_segments = num_segments
-        self.dropout = dropout
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.activation = activation
-        self.initializer_range = initializer_range
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "vocabulary_size": self.vocabulary_size,
-            "num_layers": self.num_layers,
-            "hidden_dim": self.hidden_dim,
-            "num_heads": self.num_heads,
-            "intermediate_dim": self.intermediate_dim,
-            "max_sequence_length": self.max_sequence_length,
-            "num_segments": self.num_segments,
-            "dropout": self.dropout,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-            "activation": self.activation,
-            "initializer_range": self.initializer_range,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    @classmethod
-    def from_encoder_config(cls, config, dtype=None, **kwargs):
-        """Builds the encoder an `EncoderConfig` describes."""
-        return cls(**config.to_dict(), dtype=dtype, **kwargs)
-
-    @property
-    def token_embedding(self):
-        """The `TokenEmbedding` whose table the masked-LM head's output projection is tied to."""
-        return self.embeddings.token_embedding
+        self._record_config(dtype, locals())  # every config field, as an attribute

@@ -23,6 +23,7 @@ from keras_mlm.layers.attention import padding_mask_to_attention_bias
 from keras_mlm.layers.modern import LocalAttentionBias, ModernEmbeddings, ModernTransformerBlock
 from keras_mlm.layers.normalization import LayerNorm
 from keras_mlm.models.bert import bert_initializer
+from keras_mlm.models.encoder_base import Encoder
 from keras_mlm.models.presets import PRESETS, EncoderConfig, require_positive_integers
 
 MODERN_PRESETS = {
@@ -76,13 +77,15 @@ class ModernConfig(EncoderConfig):
 
 
 @keras.saving.register_keras_serializable(package="keras_mlm")
-class ModernEncoder(keras.Model):
+class ModernEncoder(Encoder):
     """{token_ids, segment_ids, padding_mask} (batch, seq_len) -> sequence_output (batch, seq_len, hidden).
 
     Token embeddings + LayerNorm, `num_layers` `ModernTransformerBlock`s (local or global, see the
     module doc), a final LayerNorm. Constructor arguments are the fields of `ModernConfig`;
     `token_embedding` is the table the masked-LM head ties to.
     """
+
+    CONFIG = ModernConfig
 
     def __init__(
         self,
@@ -142,62 +145,9 @@ class ModernEncoder(keras.Model):
             x = block(x, attention_bias=local_bias if is_local else global_bias)  # (batch, seq, hidden)
         x = self.final_norm(x)
         super().__init__(inputs=inputs, outputs=x, **kwargs)
-        # A functional model does not take a dtype; record the policy its layers were built with.
-        self.dtype_policy = keras.dtype_policies.get(dtype if dtype is not None else keras.config.dtype_policy())
-
-        self.vocabulary_size = vocabulary_size
-        self.num_layers = num_layers
-        self.hidden_dim = hidden_dim
-        self.num_heads = num_heads
-        self.intermediate_dim = intermediate_dim
-        self.max_sequence_length = max_sequence_length
-        self.num_segments = num_segments
-        self.dropout = dropout
-        self.layer_norm_epsilon = layer_norm_epsilon
-        self.activation = activation
-        self.initializer_range = initializer_range
-        self.local_attention_window = local_attention_window
-        self.global_attention_every = global_attention_every
-        self.rotary_max_wavelength = rotary_max_wavelength
-        self.local_rotary_max_wavelength = local_rotary_max_wavelength
+        self._record_config(dtype, locals())  # every config field, as an attribute
 
     @staticmethod
     def is_local(layer, local_attention_window, global_attention_every):
         """Whether layer `layer` (0-based) uses the sliding window: all but every n-th when a window is set."""
         return local_attention_window is not None and layer % global_attention_every != 0
-
-    def get_config(self):
-        return {
-            "name": self.name,
-            "trainable": self.trainable,
-            "dtype": keras.dtype_policies.serialize(self.dtype_policy),
-            "vocabulary_size": self.vocabulary_size,
-            "num_layers": self.num_layers,
-            "hidden_dim": self.hidden_dim,
-            "num_heads": self.num_heads,
-            "intermediate_dim": self.intermediate_dim,
-            "max_sequence_length": self.max_sequence_length,
-            "num_segments": self.num_segments,
-            "dropout": self.dropout,
-            "layer_norm_epsilon": self.layer_norm_epsilon,
-            "activation": self.activation,
-            "initializer_range": self.initializer_range,
-            "local_attention_window": self.local_attention_window,
-            "global_attention_every": self.global_attention_every,
-            "rotary_max_wavelength": self.rotary_max_wavelength,
-            "local_rotary_max_wavelength": self.local_rotary_max_wavelength,
-        }
-
-    @classmethod
-    def from_config(cls, config):
-        return cls(**config)
-
-    @classmethod
-    def from_encoder_config(cls, config, dtype=None, **kwargs):
-        """Builds the encoder a `ModernConfig` describes."""
-        return cls(**config.to_dict(), dtype=dtype, **kwargs)
-
-    @property
-    def token_embedding(self):
-        """The `TokenEmbedding` whose table the masked-LM head's output projection is tied to."""
-        return self.embeddings.token_embedding
