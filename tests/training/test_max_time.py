@@ -91,8 +91,10 @@ def test_the_run_stops_at_the_first_step_past_its_budget_with_everything_written
     # Stopped at the first step boundary after the deadline (the budget less the final writes' time):
     # the last step began before it and ended after it.
     assert timing["stopped_at_seconds"] >= timing["deadline_seconds"] > timing["stopped_at_seconds"] - timing["last_step_seconds"] - 1e-3
-    # Then the final writes: measured 0.2 s on the idle machine, 5.4 s with its 2 cores shared by 4 jobs.
-    assert first["seconds"] < 8 + 8.0
+    # Then the final writes. How long they take is the machine's (0.2 s idle here, 25 s on a loaded CI
+    # machine): the faked plan reserved 1 ms for them, so no wall-clock bound is asserted (timings live
+    # in benchmarks/); the real probe's reserve is tested in the slow test below.
+    assert first["seconds"] >= timing["stopped_at_seconds"]
     # Everything written at the stop step: model, checkpoint, backup (with the batches read), summary.
     step = first["step"]
     assert (tmp_path / "model.keras").is_file() and (tmp_path / "checkpoints" / f"ckpt-{step:08d}.keras").is_file()
