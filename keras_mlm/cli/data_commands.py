@@ -57,7 +57,10 @@ def _prepare(args):
     from keras_mlm.data.prepare import DataConfig, prepare
 
     config = DataConfig(seq_len=args.seq_len, rows_per_shard=args.rows_per_shard, lowercase=args.lowercase)
-    manifest = prepare(args.inputs, args.vocab, args.out, config, overwrite=args.overwrite, progress=not args.quiet)
+    manifest = prepare(
+        args.inputs, args.vocab, args.out, config, overwrite=args.overwrite, progress=not args.quiet,
+        runner=args.runner, pipeline_options=args.pipeline_options,
+    )
     summary = {k: manifest[k] for k in ("documents", "source_tokens", "sequences", "seq_len", "padding_fraction")}
     summary["shards"] = len(manifest["shards"])
     print(f"wrote {args.out}: " + ", ".join(f"{k}={v:.4f}" if isinstance(v, float) else f"{k}={v}" for k, v in summary.items()))
@@ -130,7 +133,10 @@ def register(verbs):
     p.add_argument("--lowercase", action=argparse.BooleanOptionalAction, default=None, help="lower-case the text (default: inferred from the vocabulary)")
     p.add_argument("--overwrite", action="store_true", help="replace shards already in --out")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
-    p.set_defaults(run=_prepare)
+    p.add_argument("--runner", default=None, metavar="NAME",
+                   help="run as an Apache Beam pipeline on this runner (DirectRunner, DataflowRunner, FlinkRunner, SparkRunner), "
+                        "with Beam's pipeline options after `--`; needs keras-mlm[beam] (default: this process alone)")
+    p.set_defaults(run=_prepare, pipeline_options=[])  # what follows `--` (main.py)
 
     p = verbs.add_parser("inspect", help="corpus and masking statistics of a shards directory")
     p.add_argument("dir", metavar="DIR")

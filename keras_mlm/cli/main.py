@@ -1,7 +1,9 @@
 """The `keras-mlm` command: a thin layer over the library.
 
 Each verb lives in a small module that registers its parser and a `run(args)` function; every error a
-user can fix is a `UserInputError`, printed as one line with a non-zero exit code.
+user can fix is a `UserInputError`, printed as one line with a non-zero exit code. A verb that passes
+options on to another tool (`prepare --runner NAME -- BEAM OPTIONS`) receives what follows `--` as
+`args.pipeline_options`.
 """
 
 import argparse
@@ -70,7 +72,15 @@ def quiet_tensorflow_import():
 
 def main(argv=None):
     parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    passthrough = []
+    if "--" in argv:
+        argv, passthrough = argv[: argv.index("--")], argv[argv.index("--") + 1 :]
     args = parser.parse_args(argv)
+    if passthrough:
+        if not hasattr(args, "pipeline_options"):
+            parser.error(f"{args.verb} takes no options after --")
+        args.pipeline_options = passthrough
     try:
         quiet_tensorflow_import()
         return args.run(args) or 0

@@ -10,6 +10,13 @@ Nothing is dropped or duplicated: a document longer than a row continues in the 
 is written to a temporary name and renamed once complete, and `manifest.json` is written last, so an
 interrupted run never leaves a half shard; a directory without a manifest is a leftover that the next
 run clears.
+
+Inputs and the output directory may be on any filesystem `tf.io.gfile` knows (`gs://...`; `ram://` in
+tests). Where renames are not atomic (object stores copy), shards are written in place: the manifest,
+written last, is what makes a directory count.
+
+`prepare(..., runner="DirectRunner", pipeline_options=[...])` runs the same steps as an Apache Beam
+pipeline (`keras_mlm.data.beam_prepare`) and writes the same shards and manifest.
 """
 
 import dataclasses
@@ -17,7 +24,8 @@ import datetime
 import hashlib
 import json
 import os
-import shutil
+import tempfile
+import uuid
 
 import numpy as np
 
@@ -49,11 +57,22 @@ class DataConfig:
             raise UserInputError(f"rows_per_shard must be a positive integer, got {self.rows_per_shard}")
 
 
+def _gfile():
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
 def write_json_atomic(path, payload):
+    """Writes JSON so that a reader sees the old file or the whole new one, never half of it."""
+    text = json.dumps(payload, indent=2) + "\n"
+    if not readers.is_local(path):  # an object store commits a file whole when it is closed
+        with _gfile().GFile(path, "w") as f:
+            f.write(text)
+        return
     tmp = f"{path}.tmp-{os.getpid()}"
     with open(tmp, "w", encoding="utf-8") as f:
-        json.dump(payload, f, indent=2)
-        f.write("\n")
+        f.write(text)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
@@ -61,15 +80,16 @@ def write_json_atomic(path, payload):
 
 def read_manifest(directory):
     """The manifest of a shards directory, with a clear error when it is not one."""
+    directory = os.fspath(directory)
     path = os.path.join(directory, MANIFEST)
-    if not os.path.isdir(directory):
+    if not readers.isdir(directory):
         raise UserInputError(f"{directory}: no such shards directory")
-    if not os.path.isfile(path):
+    if not readers.isfile(path):
         raise UserInputError(f"{directory}: not a prepared shards directory (no {MANIFEST}; run `keras-mlm prepare`)")
     try:
-        with open(path, encoding="utf-8") as f:
-            manifest = json.load(f)
-    except (OSError, json.JSONDecodeError) as e:
+        with readers.open_raw(path) as f:
+            manifest = json.loads(f.read().decode("utf-8"))
+    except (*readers.read_errors(path), json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserInputError(f"{path}: unreadable manifest ({e})") from None
     for field in ("seq_len", "shards", "vocab_sha256", "sequences"):
         if field not in manifest:
@@ -79,7 +99,39 @@ def read_manifest(directory):
 
 def shard_paths(directory, manifest=None):
     manifest = manifest or read_manifest(directory)
-    return [os.path.join(directory, shard["file"]) for shard in manifest["shards"]]
+    return [os.path.join(os.fspath(directory), shard["file"]) for shard in manifest["shards"]]
+
+
+def write_shard(directory, index, rows):
+    """Writes `rows` ((n, seq_len) ids) as shard number `index`; returns its manifest entry.
+
+    Locally the shard is written to a temporary name (unique, so that two attempts at one shard never
+    mix) and renamed when complete; on object stores it is written in place.
+    """
+    import tensorflow as tf
+
+    name = SHARD_PATTERN.format(index)
+    path = os.path.join(directory, name)
+    target = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:8]}.tmp") if readers.is_local(directory) else path
+    digest = hashlib.sha256()
+    with tf.io.TFRecordWriter(target) as writer:
+        for row in rows:
+            record = tf.train.Example(
+                features=tf.train.Features(feature={FEATURE: tf.train.Feature(int64_list=tf.train.Int64List(value=row))})
+            ).SerializeToString()
+            digest.update(record)
+            writer.write(record)
+    if target != path:
+        os.replace(target, path)
+    return {"file": name, "sequences": len(rows), "bytes": _gfile().stat(path).length, "records_sha256": digest.hexdigest()}
+
+
+def remove_shards(directory, shards):
+    """Removes the listed shards (after a failure: no shard outlives a run that wrote no manifest)."""
+    for shard in shards:
+        path = os.path.join(directory, shard["file"])
+        if _gfile().exists(path):
+            _gfile().remove(path)
 
 
 class _ShardWriter:
@@ -101,27 +153,13 @@ class _ShardWriter:
                 self.flush()
 
     def flush(self):
-        import tensorflow as tf
-
         if not self.filled:
             return
-        name = SHARD_PATTERN.format(len(self.shards))
-        path = os.path.join(self.directory, name)
-        tmp = os.path.join(self.directory, f".{name}.tmp")
-        digest = hashlib.sha256()
-        with tf.io.TFRecordWriter(tmp) as writer:
-            for row in self.rows[: self.filled]:
-                record = tf.train.Example(
-                    features=tf.train.Features(feature={FEATURE: tf.train.Feature(int64_list=tf.train.Int64List(value=row))})
-                ).SerializeToString()
-                digest.update(record)
-                writer.write(record)
-        os.replace(tmp, path)
-        self.shards.append({"file": name, "sequences": self.filled, "bytes": os.path.getsize(path), "records_sha256": digest.hexdigest()})
+        self.shards.append(write_shard(self.directory, len(self.shards), self.rows[: self.filled]))
         self.filled = 0
 
 
-class _Packer:
+class Packer:
     """Concatenates the id stream and cuts it into `[CLS] + (seq_len - 1)` rows."""
 
     def __init__(self, seq_len, cls_id, pad_id):
@@ -152,47 +190,130 @@ class _Packer:
         return rows
 
 
-def _clear_leftovers(directory, overwrite):
+def clear_leftovers(directory, overwrite):
     """Makes `directory` ready: refuses to clobber a finished run unless asked, clears a broken one."""
-    if os.path.exists(directory) and not os.path.isdir(directory):
+    gfile = _gfile()
+    if gfile.exists(directory) and not gfile.isdir(directory):
         raise UserInputError(f"{directory}: exists and is not a directory")
-    os.makedirs(directory, exist_ok=True)
-    if os.path.exists(os.path.join(directory, MANIFEST)):
+    gfile.makedirs(directory)
+    if gfile.exists(os.path.join(directory, MANIFEST)):
         if not overwrite:
             raise UserInputError(f"{directory}: already holds prepared shards (pass --overwrite to replace them)")
-        os.remove(os.path.join(directory, MANIFEST))
-    for name in os.listdir(directory):
+        gfile.remove(os.path.join(directory, MANIFEST))
+    for name in gfile.listdir(directory):
+        name = name.rstrip("/")  # object stores list folders as "name/"
         if (name.startswith("shard-") and name.endswith(".tfrecord")) or name.endswith(".tmp") or name in SAVED_VOCABULARIES:
             path = os.path.join(directory, name)
-            shutil.rmtree(path) if os.path.isdir(path) else os.remove(path)
+            gfile.rmtree(path) if gfile.isdir(path) else gfile.remove(path)
 
 
-def prepare(inputs, vocab, out_dir, config=DataConfig(), overwrite=False, progress=False):
+def resolve_vocabulary(vocab, lowercase=None):
+    """The `Vocabulary` to prepare with: `vocab` as given (a Vocabulary, a path on any filesystem, a
+    WordPiece token list), with WordPiece casing overridden by `lowercase` when that is not None."""
+    from keras_mlm.tokenizers.vocabulary import Vocabulary, as_vocabulary
+
+    if isinstance(vocab, (str, os.PathLike)) and not readers.is_local(vocab):
+        with tempfile.TemporaryDirectory() as local:  # the loaders read local files: copy it here first
+            vocabulary = as_vocabulary(_copy_path(os.fspath(vocab), os.path.join(local, os.path.basename(os.fspath(vocab).rstrip("/")))))
+    else:
+        vocabulary = as_vocabulary(vocab)
+    if lowercase is not None and lowercase != vocabulary.lowercase:
+        if vocabulary.kind != "wordpiece":
+            raise UserInputError(
+                f"a {vocabulary.kind} vocabulary has its own casing (lowercase={vocabulary.lowercase}); "
+                f"lowercase={lowercase} cannot apply"
+            )
+        vocabulary = Vocabulary.from_tokens(vocabulary.tokens, lowercase)
+    return vocabulary
+
+
+def save_vocabulary(vocabulary, directory):
+    """Saves the vocabulary beside the shards (`Vocabulary.save_beside`), on any filesystem."""
+    if readers.is_local(directory):
+        return vocabulary.save_beside(directory)
+    with tempfile.TemporaryDirectory() as local:
+        saved = vocabulary.save_beside(local)
+        return _copy_path(saved, os.path.join(directory, os.path.basename(saved)))
+
+
+def _copy_path(source, target):
+    """Copies a file or a folder of files (a BPE vocabulary) between filesystems; returns `target`."""
+    gfile = _gfile()
+    if not gfile.exists(source):
+        raise UserInputError(f"{source}: vocabulary file not found")
+    if not gfile.isdir(source):
+        gfile.copy(source, target, overwrite=True)
+        return target
+    gfile.makedirs(target)
+    for name in gfile.listdir(source):
+        _copy_path(os.path.join(source, name.rstrip("/")), os.path.join(target, name.rstrip("/")))
+    return target
+
+
+def special_mask(vocabulary):
+    """Boolean array over ids: True for the specials, which `source_tokens` does not count."""
+    is_special = np.zeros(len(vocabulary.tokens), bool)
+    is_special[vocabulary.special_token_ids] = True
+    return is_special
+
+
+def count_tokens(stream, is_special, unk_id):
+    """(source tokens, unknown tokens) in an id stream."""
+    return int(np.count_nonzero(~is_special[stream])), int(np.count_nonzero(stream == unk_id))
+
+
+def build_manifest(vocabulary, config, files, text_bytes, documents, source_tokens, unknown_tokens, shards, padding):
+    """The manifest of finished shards (`padding`: the [PAD] ids that fill the last row)."""
+    sequences = sum(s["sequences"] for s in shards)
+    return {
+        "format": "keras-mlm-shards/1",
+        "documents": documents,
+        "source_tokens": source_tokens,
+        "unknown_tokens": unknown_tokens,
+        "sequences": sequences,
+        "seq_len": config.seq_len,
+        "padding_fraction": padding / (sequences * config.seq_len),
+        "vocab_sha256": vocabulary.sha256,
+        "vocab_size": len(vocabulary.tokens),
+        "vocab_kind": vocabulary.kind,
+        "lowercase": vocabulary.lowercase,
+        "feature": FEATURE,
+        "shards": shards,
+        "inputs": files,
+        "text_bytes": text_bytes,
+        "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
+    }
+
+
+def prepare(inputs, vocab, out_dir, config=DataConfig(), overwrite=False, progress=False, runner=None, pipeline_options=()):
     """Tokenizes and packs `inputs` (files/folders) into shards in `out_dir`; returns the manifest.
 
     `vocab` is a `Vocabulary` (any kind), a vocabulary path (file, BPE folder or `.model`) or a
     WordPiece list of tokens. `config.lowercase` overrides WordPiece casing; BPE and SentencePiece
     vocabularies carry their own, and a different value is refused.
+
+    `runner` (e.g. "DirectRunner", "DataflowRunner") runs the preparation as an Apache Beam pipeline
+    with `pipeline_options` (Beam's command-line flags, e.g. ["--direct_num_workers=2"]); the default,
+    None, runs it here in this process.
     """
+    out_dir = os.fspath(out_dir)
+    if runner is not None:
+        try:
+            from keras_mlm.data import beam_prepare
+        except ImportError as e:
+            if not (e.name or "").startswith("apache_beam"):
+                raise
+            raise UserInputError(f'--runner {runner} needs Apache Beam: pip install "keras-mlm[beam]"') from None
+        return beam_prepare.prepare_with_beam(inputs, vocab, out_dir, config, runner, pipeline_options, overwrite=overwrite)
+    if pipeline_options:
+        raise UserInputError("pipeline options need a Beam runner (--runner)")
     import tensorflow as tf
 
-    from keras_mlm.tokenizers.vocabulary import Vocabulary, as_vocabulary
-
-    vocabulary = as_vocabulary(vocab)
-    if config.lowercase is not None and config.lowercase != vocabulary.lowercase:
-        if vocabulary.kind != "wordpiece":
-            raise UserInputError(
-                f"a {vocabulary.kind} vocabulary has its own casing (lowercase={vocabulary.lowercase}); "
-                f"lowercase={config.lowercase} cannot apply"
-            )
-        vocabulary = Vocabulary.from_tokens(vocabulary.tokens, config.lowercase)
-    tokens = vocabulary.tokens
+    vocabulary = resolve_vocabulary(vocab, config.lowercase)
     files = readers.expand_inputs(inputs)
-    lowercase = vocabulary.lowercase
     tokenizer = vocabulary.tokenizer()
-    cls_id, sep_id, pad_id, unk_id = vocabulary.cls_id, vocabulary.sep_id, vocabulary.pad_id, vocabulary.unk_id
-    is_special = np.zeros(len(tokens), bool)
-    is_special[vocabulary.special_token_ids] = True
+    sep_id, pad_id = vocabulary.sep_id, vocabulary.pad_id
+    is_special = special_mask(vocabulary)
 
     total_bytes = sum(readers.file_size(f) for f in files)
     bar = None
@@ -236,19 +357,20 @@ def prepare(inputs, vocab, out_dir, config=DataConfig(), overwrite=False, progre
     )
     tokenized = text.map(tokenize, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True).prefetch(tf.data.AUTOTUNE)
 
-    _clear_leftovers(out_dir, overwrite)
+    clear_leftovers(out_dir, overwrite)
     writer = _ShardWriter(out_dir, config.seq_len, config.rows_per_shard)
-    packer = _Packer(config.seq_len, cls_id, pad_id)
+    packer = Packer(config.seq_len, vocabulary.cls_id, pad_id)
     documents = source_tokens = unknown_tokens = 0
     document_open = False  # the current document has ids not yet closed by a [SEP]
     try:
         for flat, lengths, lasts in tokenized.as_numpy_iterator():
-            stream, closed, document_open = _close_documents(flat, lengths, lasts, document_open, sep_id)
+            stream, closed, document_open = close_documents(flat, lengths, lasts, document_open, sep_id)
             documents += closed
             if not len(stream):
                 continue
-            source_tokens += int(np.count_nonzero(~is_special[stream]))
-            unknown_tokens += int(np.count_nonzero(stream == unk_id))
+            source, unknown = count_tokens(stream, is_special, vocabulary.unk_id)
+            source_tokens += source
+            unknown_tokens += unknown
             if bar is not None:
                 bar.set_postfix(tokens=f"{source_tokens:,}", refresh=False)
             writer.add(packer.push(stream))
@@ -261,41 +383,21 @@ def prepare(inputs, vocab, out_dir, config=DataConfig(), overwrite=False, progre
         writer.flush()
         if not documents:
             raise UserInputError(f"empty corpus: no text in {', '.join(files)}")
-        sequences = sum(s["sequences"] for s in writer.shards)
-        manifest = {
-            "format": "keras-mlm-shards/1",
-            "documents": documents,
-            "source_tokens": source_tokens,
-            "unknown_tokens": unknown_tokens,
-            "sequences": sequences,
-            "seq_len": config.seq_len,
-            "padding_fraction": packer.padding / (sequences * config.seq_len),
-            "vocab_sha256": vocabulary.sha256,
-            "vocab_size": len(tokens),
-            "vocab_kind": vocabulary.kind,
-            "lowercase": lowercase,
-            "feature": FEATURE,
-            "shards": writer.shards,
-            "inputs": files,
-            "text_bytes": total_bytes,
-            "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        }
-        vocabulary.save_beside(out_dir)  # vocab.txt, vocab-bpe/ or vocab.model (`vocabulary.SAVED_NAMES`)
+        manifest = build_manifest(
+            vocabulary, config, files, total_bytes, documents, source_tokens, unknown_tokens, writer.shards, packer.padding
+        )
+        save_vocabulary(vocabulary, out_dir)  # vocab.txt, vocab-bpe/ or vocab.model (`vocabulary.SAVED_NAMES`)
         write_json_atomic(os.path.join(out_dir, MANIFEST), manifest)
         return manifest
     except BaseException:
-        for shard in writer.shards:
-            path = os.path.join(out_dir, shard["file"])
-            if os.path.exists(path):
-                os.remove(path)
+        remove_shards(out_dir, writer.shards)
         raise
     finally:
         if bar is not None:
             bar.close()
 
 
-
-def _close_documents(flat, lengths, lasts, document_open, sep_id):
+def close_documents(flat, lengths, lasts, document_open, sep_id):
     """Inserts a [SEP] after each chunk that ends a document with ids in it.
 
     Returns the id stream, the number of documents closed, and whether a document is still open.

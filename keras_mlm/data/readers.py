@@ -8,11 +8,15 @@ Text must be UTF-8. A byte sequence that is not UTF-8 is an error naming the fil
 silently replacing characters would change the training text without anyone noticing, and the fix
 (`iconv -f latin1 -t utf-8`) is one command for the user.
 
+Paths may name any filesystem `tf.io.gfile` knows (`gs://bucket/corpus/`, `ram://` in tests); plain
+paths are read with Python's own file objects, the fast path.
+
 Documents are streamed as chunks of at most `chunk_chars` characters, cut at line ends, so a document
 larger than memory (a book with no blank line, say) streams too; `Chunk.last` tells where a document
 ends, so packing can put a [SEP] only there.
 """
 
+import contextlib
 import dataclasses
 import gzip
 import io
@@ -32,6 +36,46 @@ class Chunk:
     last: bool  # True when this chunk ends its document
 
 
+def is_local(path):
+    """Whether `path` is a plain local path (no `scheme://`): read with `open`, renamed atomically."""
+    return "://" not in os.fspath(path)
+
+
+def _gfile():
+    import tensorflow as tf
+
+    return tf.io.gfile
+
+
+def isdir(path):
+    return os.path.isdir(path) if is_local(path) else _gfile().isdir(path)
+
+
+def isfile(path):
+    if is_local(path):
+        return os.path.isfile(path)
+    return _gfile().exists(path) and not _gfile().isdir(path)
+
+
+def _walk(path):
+    return os.walk(path) if is_local(path) else _gfile().walk(path)
+
+
+def read_errors(path):
+    """What a failed read raises: OSError and gzip's errors, and TensorFlow's for gfile paths."""
+    errors = (OSError, EOFError, gzip.BadGzipFile)
+    if is_local(path):
+        return errors
+    import tensorflow as tf
+
+    return errors + (tf.errors.OpError,)
+
+
+def open_raw(path, mode="rb"):
+    """A file object on any filesystem: `open` for local paths, `tf.io.gfile.GFile` for the others."""
+    return open(path, mode) if is_local(path) else _gfile().GFile(path, mode)
+
+
 def expand_inputs(inputs):
     """Files and folders -> the sorted list of corpus files they name. Raises on anything unusable."""
     if isinstance(inputs, (str, os.PathLike)):
@@ -39,34 +83,40 @@ def expand_inputs(inputs):
     files = []
     for item in inputs:
         item = os.fspath(item)
-        if os.path.isdir(item):
-            found = sorted(
-                os.path.join(root, name)
-                for root, _, names in os.walk(item)
-                for name in names
-                if name.endswith(SUFFIXES)
-            )
-            if not found:
-                raise UserInputError(f"{item}: folder holds no corpus files (allowed: {', '.join(SUFFIXES)})")
-            files.extend(found)
-        elif os.path.isfile(item):
-            if not item.endswith(SUFFIXES):
-                raise UserInputError(f"{item}: unsupported file type (allowed: {', '.join(SUFFIXES)})")
-            if not os.access(item, os.R_OK):
-                raise UserInputError(f"{item}: file is not readable")
-            files.append(item)
-        else:
-            raise UserInputError(f"{item}: no such file or folder")
+        try:
+            files.extend(_corpus_files(item))
+        except read_errors(item) as e:  # a bucket out of reach, a scheme TensorFlow has no filesystem for
+            raise UserInputError(f"{item}: cannot read ({getattr(e, 'message', e)})") from None
     if not files:
         raise UserInputError("no input files given")
     return files
 
 
+def _corpus_files(item):
+    """The corpus files one input names: the file itself, or a folder's, recursively, sorted."""
+    if isdir(item):
+        found = sorted(os.path.join(root, name) for root, _, names in _walk(item) for name in names if name.endswith(SUFFIXES))
+        if not found:
+            raise UserInputError(f"{item}: folder holds no corpus files (allowed: {', '.join(SUFFIXES)})")
+        return found
+    if isfile(item):
+        if not item.endswith(SUFFIXES):
+            raise UserInputError(f"{item}: unsupported file type (allowed: {', '.join(SUFFIXES)})")
+        if is_local(item) and not os.access(item, os.R_OK):
+            raise UserInputError(f"{item}: file is not readable")
+        return [item]
+    raise UserInputError(f"{item}: no such file or folder")
+
+
+@contextlib.contextmanager
 def _open_binary(path):
+    """The file's bytes, gunzipped for `.gz`."""
     try:
-        return gzip.open(path, "rb") if path.endswith(".gz") else open(path, "rb")
-    except OSError as e:
-        raise UserInputError(f"{path}: cannot open ({e.strerror})") from None
+        raw = open_raw(path)
+    except read_errors(path) as e:
+        raise UserInputError(f"{path}: cannot open ({getattr(e, 'strerror', None) or e})") from None
+    with raw, (gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else contextlib.nullcontext(raw)) as f:
+        yield f
 
 
 def _decoded_lines(path):
@@ -83,7 +133,7 @@ def _decoded_lines(path):
                         f"(convert the file to UTF-8, e.g. with iconv)"
                     ) from None
                 offset += len(raw)
-        except (OSError, EOFError, gzip.BadGzipFile) as e:
+        except read_errors(path) as e:
             raise UserInputError(f"{path}: cannot read ({e})") from None
 
 
@@ -150,7 +200,7 @@ def iterate_documents(inputs):
 def file_size(path):
     """Bytes of text the file holds (uncompressed size for gzip, read from its trailer)."""
     if path.endswith(".gz"):
-        with open(path, "rb") as f:
+        with open_raw(path) as f:
             f.seek(-4, io.SEEK_END)
             return int.from_bytes(f.read(4), "little")
-    return os.path.getsize(path)
+    return os.path.getsize(path) if is_local(path) else _gfile().stat(path).length
