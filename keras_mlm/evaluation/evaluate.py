@@ -6,6 +6,9 @@ over the whole set (weighted by `mask_weights`), not means of per-batch means.
 
 `score` is the pseudo-log-likelihood of Salazar et al. (2020): each token masked in turn, all the
 masked copies of a sentence scored in batches, PLL = sum of log p(token | rest).
+
+Both take the vocabulary as a `Vocabulary` of any kind (WordPiece, byte-level BPE, SentencePiece) or a
+WordPiece token list; text is tokenized by the vocabulary's own in-graph tokenizer, as `prepare` does.
 """
 
 import os
@@ -45,6 +48,7 @@ class Evaluator:
     """
 
     def __init__(self, tokens, shards, batch_size=64, masking=None, seed=EVAL_SEED, max_tokens=None):
+        """`tokens`: a `Vocabulary` (any kind) or a WordPiece token list; the shards' manifest must name it."""
         from keras_mlm.data.prepare import read_manifest
         from keras_mlm.masking import MaskingConfig, MLMMasker
 
@@ -96,45 +100,60 @@ def is_shards_directory(data):
 def evaluate(model, tokens, data, batch_size=64, masking=None, seq_len=None, seed=EVAL_SEED, max_tokens=None, lowercase=None):
     """Masked loss, accuracy and perplexity on `data` (a shards directory or text files/folders).
 
-    Text is prepared into rows of `seq_len` ids (default 128) first. Returns {"loss", "accuracy",
-    "perplexity", "tokens"}: `tokens` is the number of masked tokens scored. See `Evaluator`.
+    `tokens`: a `Vocabulary` of any kind or a WordPiece token list (`lowercase` sets a list's casing;
+    None infers it). Text is prepared into rows of `seq_len` ids (default 128) first, with the
+    vocabulary's tokenizer. Returns {"loss", "accuracy", "perplexity", "tokens"}: `tokens` is the
+    number of masked tokens scored. See `Evaluator`.
     """
+    from keras_mlm.tokenizers.vocabulary import as_vocabulary
+
+    vocabulary = as_vocabulary(tokens, lowercase)  # its casing goes with it: prepare is given no other
     paths = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     with tempfile.TemporaryDirectory(prefix="keras-mlm-eval-") as scratch:
         if is_shards_directory(paths):
             shards = os.fspath(paths[0])
         else:
             shards = os.path.join(scratch, "shards")
-            prepare(paths, tokens, shards, DataConfig(seq_len=seq_len or 128, lowercase=lowercase))
-        return Evaluator(tokens, shards, batch_size, masking, seed, max_tokens)(model)
+            prepare(paths, vocabulary, shards, DataConfig(seq_len=seq_len or 128))
+        return Evaluator(vocabulary, shards, batch_size, masking, seed, max_tokens)(model)
 
 
 def score(model, tokens, sentences, sequence_length=128, batch_size=64, lowercase=None):
-    """Pseudo-log-likelihood of each sentence: [{"text", "pll", "tokens", "pseudo_perplexity"}]."""
-    from keras_mlm.inference.fill_mask import FillMask
+    """Pseudo-log-likelihood of each sentence: [{"text", "pll", "tokens", "pseudo_perplexity"}].
+
+    `tokens`: a `Vocabulary` of any kind or a WordPiece token list (`lowercase` sets a list's casing).
+    Sentences are tokenized as corpus text is (`prepare`'s tokenizer: a mask token written in them is
+    ordinary text), packed [CLS] ids [SEP] (`<s> ... </s>` for BPE) and every piece is scored.
+    """
     from keras_mlm.inference.run import masked_lm_of
+    from keras_mlm.tokenizers.vocabulary import as_vocabulary
 
     model = masked_lm_of(model)  # an ELECTRA pre-trainer is scored by its generator
-    helper = FillMask(model, tokens, sequence_length, lowercase)
+    vocabulary = as_vocabulary(tokens, lowercase)
+    tokenizer = vocabulary.tokenizer()  # keras-hub's layer, called eagerly: lists of ids
+    cls_id, sep_id, pad_id, mask_id = vocabulary.cls_id, vocabulary.sep_id, vocabulary.pad_id, vocabulary.mask_id
     results = []
     for text in sentences:
-        ids = [int(t) for t in helper.tokenizer([text])[0]]
+        ids = [int(t) for t in tokenizer([text])[0]]
         if not ids:
             raise UserInputError(f"empty sentence: {text!r}")
         if len(ids) + 2 > sequence_length:
-            raise UserInputError(f"sentence is {len(ids) + 2} tokens long with [CLS]/[SEP]; the model takes at most {sequence_length}")
-        row = np.full(sequence_length, helper.pad_id, np.int32)
-        row[: len(ids) + 2] = [helper.cls_id, *ids, helper.sep_id]
+            raise UserInputError(
+                f"sentence is {len(ids) + 2} tokens long with {vocabulary.tokens[cls_id]}/{vocabulary.tokens[sep_id]}; "
+                f"the model takes at most {sequence_length}"
+            )
+        row = np.full(sequence_length, pad_id, np.int32)
+        row[: len(ids) + 2] = [cls_id, *ids, sep_id]
         positions = np.arange(1, len(ids) + 1)
         log_probs = []
         for start in range(0, len(positions), batch_size):
             chunk = positions[start : start + batch_size]
             rows = np.repeat(row[None], len(chunk), axis=0)
-            rows[np.arange(len(chunk)), chunk] = helper.mask_id  # copy i has token i masked
+            rows[np.arange(len(chunk)), chunk] = mask_id  # copy i has token i masked
             x = {
                 "token_ids": tf.constant(rows),
                 "segment_ids": tf.zeros(rows.shape, tf.int32),
-                "padding_mask": tf.constant(rows != helper.pad_id),
+                "padding_mask": tf.constant(rows != pad_id),
                 "mask_positions": tf.constant(chunk[:, None], tf.int32),
             }
             logits = tf.cast(model(x, training=False), tf.float32)[:, 0]  # (n, vocab)

@@ -91,10 +91,23 @@ def _needs_mask(builders):
     return any(isinstance(b, (signatures_lib.FillMaskText, signatures_lib.FillMask)) for b in builders)
 
 
+def _check_vocabulary_kind(vocabulary, builders):
+    """Task signatures (classify, tag, answer) tokenize with WordPiece only, as fine-tuning does."""
+    if vocabulary.kind == "wordpiece":
+        return
+    masked_lm = (signatures_lib.FillMaskText, signatures_lib.FillMask, signatures_lib.Encode)
+    wordpiece_only = [b.name for b in builders if not isinstance(b, masked_lm)]
+    if wordpiece_only:
+        raise UserInputError(
+            f"signature(s) {', '.join(wordpiece_only)} tokenize with WordPiece only; this model's vocabulary is "
+            f"{vocabulary.kind} (export a masked LM's fill_mask_text, fill_mask and encode, or fine-tune from a WordPiece run)"
+        )
+
+
 def _pack_warmup_texts(context, texts, require_mask=True):
     from keras_mlm.export.text_inputs import TextPacker
 
-    packer = context.text_packer if require_mask else TextPacker(context.tokens, context.sequence_length, context.lowercase, require_mask=False)
+    packer = context.text_packer if require_mask else TextPacker(context.text_vocabulary(), context.sequence_length, require_mask=False)
     try:
         return tf.function(packer)(tf.constant(texts)).numpy()
     except tf.errors.InvalidArgumentError as e:
@@ -108,20 +121,28 @@ def export_model(
 ):
     """Exports `model` (a registered model type) as to/name/version; returns an `ExportResult`.
 
+    tokens: the model's vocabulary: a `Vocabulary` of any kind (WordPiece, byte-level BPE,
+        SentencePiece), or a WordPiece token list (`lowercase` None: inferred from it).
+
     serving_version: TF Serving release every signature must run on ("2.20"), or None for no check
         (a server with extra ops linked); serving_default is the first registered signature that
         stock TF Serving can run.
     signatures: names to export (default: all registered for the model type).
-    warmup_texts: texts for the warm-up requests (default: made from the vocabulary; with a [MASK]
-        for a masked LM).
+    warmup_texts: texts for the warm-up requests (default: made from the vocabulary; with its mask
+        token for a masked LM).
     task: a task run's config.yaml `task` section (settings a task signature reads, e.g. QA's doc_stride).
     """
-    tokens = list(tokens)
+    from keras_mlm.tokenizers.vocabulary import as_vocabulary
+
+    vocabulary = as_vocabulary(tokens, lowercase)  # a WordPiece list's casing: `lowercase`, else inferred
     warmup.serving_apis()  # tensorflow-serving-api is installed
     _check_options(name, version, top_k, serving_version)
     _check_sequence_length(sequence_length, model)
-    context = signatures_lib.ExportContext(model, tuple(tokens), int(sequence_length), lowercase, int(top_k), task)
+    context = signatures_lib.ExportContext(
+        model, vocabulary.tokens, int(sequence_length), vocabulary.lowercase, int(top_k), task, vocabulary=vocabulary
+    )
     builders = _choose_builders(model, signatures)
+    _check_vocabulary_kind(vocabulary, builders)
     model_dir = os.path.join(to, name)
     version = version or max(existing_versions(model_dir), default=0) + 1
     final = os.path.join(model_dir, str(version))
@@ -129,7 +150,7 @@ def export_model(
         raise UserInputError(f"{final} already exists: versions are immutable, export as a new --version")
 
     require_mask = _needs_mask(builders)
-    texts = list(warmup_texts or warmup.default_texts(tokens, with_mask=require_mask))
+    texts = list(warmup_texts or warmup.default_texts(vocabulary, with_mask=require_mask))
     token_ids = _pack_warmup_texts(context, texts, require_mask)  # checks the warm-up texts before the slow part
 
     # Trace every signature and check its custom ops before anything is written.
@@ -149,6 +170,8 @@ def export_model(
     try:
         archive = keras.export.ExportArchive()
         archive.track(model)
+        for resource in context.resources:  # the BPE / SentencePiece tokenizer layers of the text signature
+            archive.track(resource)
         for signature_name in order:  # the first endpoint is also written as serving_default
             archive.add_endpoint(signature_name, functions[signature_name])
         archive.write_out(tmp, verbose=False)
@@ -187,9 +210,13 @@ def export_model(
 
 
 def export_run(run_dir, name, *, model_path=None, **options):
-    """Loads RUN_DIR (model.keras, vocab.txt, config.yaml) and exports it; options as `export_model`."""
+    """Loads RUN_DIR (model.keras, its vocabulary of any kind, config.yaml) and exports it; options as `export_model`."""
     from keras_mlm.inference.run import load_run
 
     _check_options(name, options.get("version"), options.get("top_k", 5), options.get("serving_version", serving_ops.DEFAULT_SERVING_VERSION))
     run = load_run(run_dir, model_path=model_path)
-    return export_model(run.model, run.tokens, run.sequence_length, name, lowercase=run.lowercase, task=run.config.get("task"), **options)
+    from keras_mlm.models import PairPretrainer
+
+    # An NSP/SOP pre-trainer serves its masked LM: the pair head is a pre-training device, not a served task.
+    model = run.masked_lm if isinstance(run.model, PairPretrainer) else run.model
+    return export_model(model, run.vocabulary, run.sequence_length, name, task=run.config.get("task"), **options)

@@ -1,11 +1,15 @@
 """Model rows -> top-k words for every [MASK], in the graph, with `FillMask`'s semantics.
 
-A row's masks are the [MASK] ids among its real (padding_mask = 1) tokens. Rows may hold different
+A row's masks are the mask ids among its real (padding_mask = 1) tokens. Rows may hold different
 numbers of masks, so the outputs have one slot per mask of the row with the most, and the slots a
 row does not use are marked: position -1, id -1, token "", probability 0.
 
 Probabilities are the softmax over the vocabulary with every special token's probability set to 0
 and the rest renormalised (a special token is never an answer), exactly as `FillMask` does.
+
+Predicted tokens are returned as `FillMask` shows them (`prediction_text`): WordPiece tokens as they
+are, byte-level BPE pieces decoded to text (" the" for `Ġthe`), SentencePiece pieces with `▁` as a
+space. `filled` is the filled row written as `FillMask.detokenize` (`Vocabulary.decode`) writes it.
 """
 
 import re
@@ -14,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mlm.export import guards
+from keras_mlm.inference.fill_mask import prediction_text
 from keras_mlm.tokenizers import vocab as vocab_lib
 
 UNUSED = -1
@@ -21,16 +26,23 @@ UNUSED = -1
 
 
 class FillMaskGraph:
-    """Callable in a tf.function: (token_ids, padding_mask) (batch, seq) int32 -> dict of top-k outputs."""
+    """Callable in a tf.function: (token_ids, padding_mask) (batch, seq) int32 -> dict of top-k outputs.
 
-    def __init__(self, model, tokens, top_k):
+    `vocabulary`: a `Vocabulary` of any kind, or a WordPiece token list.
+    """
+
+    def __init__(self, model, vocabulary, top_k):
+        from keras_mlm.tokenizers.vocabulary import as_vocabulary
+
         self.model = model
-        self.tokens = list(tokens)
+        self.vocabulary = as_vocabulary(vocabulary)
+        self.tokens = list(self.vocabulary.tokens)
         self.top_k = min(int(top_k), len(self.tokens))
-        self.mask_id = self.tokens.index(vocab_lib.MASK)
+        self.mask_id = self.vocabulary.mask_id
         words = np.ones(len(self.tokens), np.float32)
-        words[vocab_lib.special_token_ids(self.tokens)] = 0.0
+        words[self.vocabulary.special_token_ids] = 0.0
         self.words = words  # (vocab,) 1 for a word, 0 for a special token
+        self.texts = [prediction_text(self.vocabulary, t) for t in self.tokens]  # (vocab,) what top_k_tokens shows
 
     def mask_positions(self, token_ids, padding_mask):
         """(batch, seq) -> (batch, n_masks) int32 positions of each row's masks, UNUSED-padded."""
@@ -44,7 +56,7 @@ class FillMaskGraph:
         used = tf.not_equal(positions, UNUSED)  # (batch, n_masks)
         has_mask = tf.reduce_any(tf.equal(token_ids, self.mask_id) & tf.not_equal(padding_mask, 0), axis=1)
         positions = guards.checked(positions, [
-            guards.require(has_mask, f"{signature}: row has no [MASK] (id {self.mask_id}) among its real tokens; rows:",
+            guards.require(has_mask, f"{signature}: row has no {self.tokens[self.mask_id]} (id {self.mask_id}) among its real tokens; rows:",
                            guards.failing_rows(has_mask))
         ])
 
@@ -69,19 +81,41 @@ class FillMaskGraph:
         }
 
     def token_strings(self, ids):
-        """Ids (any shape, UNUSED allowed) -> their tokens, "" for UNUSED."""
-        vocabulary = tf.constant(self.tokens + [""])  # index -1 wraps to the trailing ""
-        return tf.gather(vocabulary, tf.where(ids < 0, len(self.tokens), ids))
+        """Ids (any shape, UNUSED allowed) -> their tokens as text (`prediction_text`), "" for UNUSED."""
+        return _lookup(self.texts, ids)
 
     def filled_texts(self, token_ids, positions, top_ids):
-        """Each row with its masks replaced by the top-1 word, as `FillMask.detokenize` writes it:
-        specials dropped, '##' pieces glued to the word before."""
+        """Each row with its masks replaced by the top-1 token, written as `FillMask.detokenize` writes
+        it: specials dropped; WordPiece words joined by spaces with '##' pieces glued to the word before,
+        BPE pieces' bytes joined, SentencePiece pieces joined with `▁` as a space (leading spaces dropped)."""
         used = tf.not_equal(positions, UNUSED)  # (batch, n_masks)
         rows = tf.cast(tf.where(used), tf.int32)  # (n, 2): row, slot
         columns = tf.gather_nd(positions, rows)  # (n,)
         updates = tf.gather_nd(top_ids[..., 0], rows)  # (n,)
         filled = tf.tensor_scatter_nd_update(token_ids, tf.stack([rows[:, 0], columns], axis=1), updates)  # (batch, seq)
         words = tf.gather(self.words, filled) > 0  # (batch, seq)
-        pieces = tf.ragged.boolean_mask(self.token_strings(filled), words)  # ragged (batch, None)
-        text = tf.strings.reduce_join(pieces, axis=1, separator=" ")  # (batch,)
-        return tf.strings.regex_replace(text, " " + re.escape(vocab_lib.SUFFIX_INDICATOR), "")
+        kind = self.vocabulary.kind
+        if kind == "wordpiece":
+            pieces = tf.ragged.boolean_mask(_lookup(self.tokens, filled), words)  # ragged (batch, None)
+            text = tf.strings.reduce_join(pieces, axis=1, separator=" ")  # (batch,)
+            return tf.strings.regex_replace(text, " " + re.escape(vocab_lib.SUFFIX_INDICATOR), "")
+        if kind == "bpe":
+            pieces = tf.ragged.boolean_mask(_lookup(_bpe_piece_bytes(self.tokens), filled), words)
+            text = tf.strings.reduce_join(pieces, axis=1)  # (batch,) the bytes of the text
+            return tf.strings.unicode_transcode(text, "UTF-8", "UTF-8", errors="replace")  # a cut character -> U+FFFD
+        pieces = tf.ragged.boolean_mask(_lookup(self.texts, filled), words)  # SentencePiece: ▁ already a space
+        return tf.strings.regex_replace(tf.strings.reduce_join(pieces, axis=1), "^ +", "")
+
+
+def _lookup(strings, ids):
+    """`strings[ids]` (str or bytes) for ids of any shape; "" where an id is UNUSED."""
+    table = tf.constant([s if isinstance(s, bytes) else s.encode("utf-8") for s in strings] + [b""], tf.string)  # -1 -> the last
+    return tf.gather(table, tf.where(ids < 0, len(strings), ids))
+
+
+def _bpe_piece_bytes(tokens):
+    """Each byte-level BPE piece as the bytes it stands for (GPT-2's alphabet mapped back to bytes)."""
+    from keras_mlm.tokenizers.vocabulary import _byte_decoder
+
+    decoder = _byte_decoder()
+    return [bytes(decoder[c] for c in token if c in decoder) for token in tokens]

@@ -30,7 +30,7 @@ class ExportContext:
     model: object
     """The Keras model being exported (its variables are tracked by the archive)."""
     tokens: tuple
-    """The vocabulary, id order."""
+    """The vocabulary's pieces, id order."""
     sequence_length: int
     """Row length the model was trained on; every ids input is (batch, sequence_length)."""
     lowercase: object = None
@@ -40,18 +40,32 @@ class ExportContext:
     task: dict = None
     """A task run's config.yaml `task` section (the QA recipe's doc_stride, max_answer_length,
     null_threshold); None for a pre-training run."""
+    vocabulary: object = None
+    """The `Vocabulary` (any kind) of `tokens`; None: the WordPiece vocabulary of `tokens` and
+    `lowercase` (see `text_vocabulary`)."""
+    resources: list = dataclasses.field(default_factory=list, repr=False, compare=False)
+    """Objects holding TF resources the signatures capture (tokenizer tables, a SentencePiece model),
+    which the archive must track; builders add to it. Shared by the copies `dataclasses.replace` makes."""
+
+    def text_vocabulary(self):
+        """The `Vocabulary` the text signatures tokenize with: `vocabulary`, or a WordPiece one of `tokens`."""
+        from keras_mlm.tokenizers.vocabulary import as_vocabulary
+
+        return self.vocabulary if self.vocabulary is not None else as_vocabulary(list(self.tokens), self.lowercase)
 
     @functools.cached_property
     def text_packer(self):
         from keras_mlm.export.text_inputs import TextPacker
 
-        return TextPacker(self.tokens, self.sequence_length, self.lowercase)
+        packer = TextPacker(self.text_vocabulary(), self.sequence_length)
+        self.resources.extend(packer.resources)
+        return packer
 
     @functools.cached_property
     def fill_mask_graph(self):
         from keras_mlm.export.fill_mask_graph import FillMaskGraph
 
-        return FillMaskGraph(self.model, self.tokens, self.top_k)
+        return FillMaskGraph(self.model, self.text_vocabulary(), self.top_k)
 
     def check_ids(self, signature, **inputs):
         """Run-time checks of (batch, sequence_length) int32 inputs; returns them, gated on the checks.
@@ -64,7 +78,7 @@ class ExportContext:
         expected = tf.stack([shape[0], self.sequence_length])
         limits = {
             "token_ids": (len(self.tokens), "an id of the vocabulary"),
-            "segment_ids": (getattr(self.model_encoder, "num_segments", 2), "a segment id"),
+            "segment_ids": (max(getattr(self.model_encoder, "num_segments", 2), 1), "a segment id"),  # none (RoBERTa): 0 only
             "padding_mask": (2, "0 (padding) or 1 (token)"),
         }
         checks = []
@@ -125,13 +139,13 @@ _FILL_MASK_OUTPUTS = {
 
 
 class FillMaskText(Signature):
-    """Raw texts in; tokenization, packing and [MASK] detection in the graph (tensorflow-text ops)."""
+    """Raw texts in; tokenization (the vocabulary's own, any kind), packing and mask detection in the graph."""
 
     name = "fill_mask_text"
-    inputs = {"texts": ("string", "(batch,)", "UTF-8 texts, each with at least one [MASK]")}
+    inputs = {"texts": ("string", "(batch,)", "UTF-8 texts, each with at least one [MASK] (BPE: <mask>)")}
     outputs = {
         **_FILL_MASK_OUTPUTS,
-        "top_k_tokens": ("string", "(batch, n_masks, {k})", "the tokens of top_k_ids; \"\" in unused slots"),
+        "top_k_tokens": ("string", "(batch, n_masks, {k})", "the tokens of top_k_ids as text; \"\" in unused slots"),
         "token_ids": ("int32", "(batch, {seq})", "the packed row: [CLS] ids [SEP] [PAD]..."),
         "filled": ("string", "(batch,)", "the text with every [MASK] replaced by its best token"),
     }
@@ -262,6 +276,10 @@ def _register_builtin():
     from keras_mlm.models import SpanExtractor
 
     register_signatures(SpanExtractor, (Answer(), Encode()))
+
+    from keras_mlm.models import XLNetPretrainer
+
+    register_signatures(XLNetPretrainer, (FillMaskText(), FillMask(), Encode()))  # a masked LM's inputs and logits
 
 
 _register_builtin()

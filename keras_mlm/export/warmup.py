@@ -12,8 +12,6 @@ import os
 
 import tensorflow as tf
 
-from keras_mlm.tokenizers import vocab as vocab_lib
-
 WARMUP_FILE = os.path.join("assets.extra", "tf_serving_warmup_requests")
 
 
@@ -28,13 +26,20 @@ def serving_apis():
     return model_pb2, predict_pb2, prediction_log_pb2
 
 
-def default_texts(tokens, count=4, with_mask=True):
-    """`count` short texts made of the vocabulary's own words, each with one or two [MASK]s (or, for
-    task models, `with_mask=False`, a word in each [MASK]'s place)."""
-    specials = set(vocab_lib.special_token_ids(tokens))
-    words = [t for i, t in enumerate(tokens) if i not in specials and t.isalpha()][:4] or ["a"]
+def default_texts(vocabulary, count=4, with_mask=True):
+    """`count` short texts made of the vocabulary's own words (its first word-start pieces that read as
+    letters), each with one or two of its mask tokens (or, for task models, `with_mask=False`, a word
+    in each mask's place). `vocabulary`: a `Vocabulary` of any kind or a WordPiece token list."""
+    from keras_mlm.tokenizers.vocabulary import as_vocabulary
+
+    vocabulary = as_vocabulary(vocabulary)
+    specials = set(vocabulary.special_token_ids)
+    words = [
+        vocabulary.piece_text(t).strip() for i, t in enumerate(vocabulary.tokens)
+        if i not in specials and vocabulary.starts_word(t) and vocabulary.piece_text(t).strip().isalpha()
+    ][:4] or ["a"]
     words = (words * 4)[:4]
-    m = vocab_lib.MASK if with_mask else words[2]
+    m = vocabulary.mask_token if with_mask else words[2]
     patterns = [f"{words[0]} {m} {words[1]}", f"{m} {words[2]}", f"{words[1]} {m} {words[3]} {m}", f"{words[3]} {words[0]} {m}"]
     return [patterns[i % len(patterns)] for i in range(count)]
 

