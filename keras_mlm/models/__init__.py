@@ -18,6 +18,10 @@ from keras_mlm.models.electra import (  # noqa: E402
     build_electra_pretrainer,
 )
 from keras_mlm.models.modern import ModernConfig, ModernEncoder  # noqa: E402
+from keras_mlm.models.roberta import RobertaConfig  # noqa: E402
+from keras_mlm.models.pair_pretrainer import PairPretrainer, build_pair_pretrainer  # noqa: E402
+from keras_mlm.models.xlnet import XLNetConfig, XLNetEncoder, XLNetPretrainer, build_xlnet_pretrainer  # noqa: E402
 
 __all__ += ["AlbertConfig", "AlbertEncoder", "ElectraConfig", "ElectraEncoder", "ElectraPretrainer",
-            "ModernConfig", "ModernEncoder", "build_electra_pretrainer"]
+            "ModernConfig", "ModernEncoder", "PairPretrainer", "RobertaConfig", "XLNetConfig", "XLNetEncoder", "XLNetPretrainer",
+            "build_electra_pretrainer", "build_pair_pretrainer", "build_xlnet_pretrainer"]

@@ -55,7 +55,7 @@ class EncoderConfig:
     max_sequence_length: int = 512
     """Rows of the learned position embedding: the longest sequence the encoder accepts."""
     num_segments: int = 2
-    """Rows of the segment (token type) embedding."""
+    """Rows of the segment (token type) embedding; 0 builds none (RoBERTa)."""
     dropout: float = 0.1
     """Dropout on embeddings, attention probabilities, attention output and feed-forward output."""
     layer_norm_epsilon: float = 1e-12
@@ -68,7 +68,9 @@ class EncoderConfig:
 
     def __post_init__(self):
         require_positive_integers(self, "vocabulary_size", "num_layers", "hidden_dim", "num_heads",
-                                  "intermediate_dim", "max_sequence_length", "num_segments")
+                                  "intermediate_dim", "max_sequence_length")
+        if isinstance(self.num_segments, bool) or not isinstance(self.num_segments, numbers.Integral) or self.num_segments < 0:
+            raise UserInputError(f"encoder config: num_segments must be an integer >= 0 (0: no segment embedding), got {self.num_segments!r}")
         if self.hidden_dim % self.num_heads:
             raise UserInputError(
                 f"encoder config: hidden_dim={self.hidden_dim} is not divisible by num_heads={self.num_heads}"
