@@ -29,6 +29,7 @@ TRAINING_FLAGS = {
     "max_time": (str, "wall-clock budget, e.g. 90s, 20m, 2h: the schedule is planned for it and the run stops when it is spent (default: none)"),
     "eval_every": (int, "steps between validations on --eval-data (0: every --checkpoint-every steps); also at the end"),
     "eval_tokens": (int, "validation reads at most this many tokens (rows x seq-len) of --eval-data"),
+    "objective": (str, "mlm; mlm+nsp (bert: next-sentence prediction, as BERT was published); mlm+sop (albert: sentence-order prediction)"),
 }
 
 
@@ -42,9 +43,10 @@ def _default_text(field):
 def add_training_arguments(parser):
     group = parser.add_argument_group("training (override --config)")
     group.add_argument("--config", default=None, help="YAML/JSON file with architecture/preset/model/data/masking/training sections (default: none)")
-    group.add_argument("--architecture", default=None, help="bert, albert, modern or electra (default: bert; with --init-from: the source's)")
+    group.add_argument("--architecture", default=None, help="bert, roberta, albert, modern, electra or xlnet (default: bert; with --init-from: the source's). "
+                       "roberta reads a byte-level BPE vocabulary and defaults to RoBERTa's optimizer settings")
     group.add_argument("--preset", default=None, help="tiny, mini, small, medium, base, large, and the architecture's own (albert: xlarge, xxlarge; modern: "
-                       "modernbert-base, modernbert-large; electra: electra-small, electra-base, electra-large) "
+                       "modernbert-base, modernbert-large; electra: electra-small, electra-base, electra-large; xlnet: xlnet-base, xlnet-large) "
                        "(default: tiny; with --init-from: the source's)")
     for flag, (kind, text) in TRAINING_FLAGS.items():
         if "default" not in text:
@@ -114,7 +116,7 @@ def _print_fill(results, as_json):
     for r in results:
         print(r["text"])
         for n, mask in enumerate(r["masks"], start=1):
-            guesses = "  ".join(f"{p['token']} {p['probability']:.3f}" for p in mask["predictions"])
+            guesses = "  ".join(f"{p['text'].strip() or p['token']} {p['probability']:.3f}" for p in mask["predictions"])
             print(f"  [MASK] {n} (position {mask['position']}): {guesses}")
         print(f"  -> {r['filled']}")
 
@@ -124,7 +126,7 @@ def _fill_mask(args):
     from keras_mlm.inference.run import load_run
 
     run = load_run(args.run_dir)
-    fill = FillMask(run.masked_lm, run.tokens, run.sequence_length, run.lowercase)
+    fill = FillMask(run.masked_lm, run.vocabulary, run.sequence_length)
     _print_fill(fill(args.text, top_k=args.top_k, iterative=args.iterative), args.json)
 
 
@@ -133,8 +135,8 @@ def _evaluate(args):
     from keras_mlm.inference.run import load_run
 
     run = load_run(args.run_dir, model_path=args.model_path)
-    result = evaluate(run.masked_lm, run.tokens, args.data, batch_size=args.batch_size, seq_len=run.sequence_length,
-                      max_tokens=args.max_tokens, lowercase=run.lowercase)
+    result = evaluate(run.masked_lm, run.vocabulary, args.data, batch_size=args.batch_size, seq_len=run.sequence_length,
+                      max_tokens=args.max_tokens)
     if args.json:
         print(json.dumps(result))
     else:
@@ -146,7 +148,7 @@ def _score(args):
     from keras_mlm.inference.run import load_run
 
     run = load_run(args.run_dir)
-    results = score(run.masked_lm, run.tokens, args.sentences, run.sequence_length, lowercase=run.lowercase)
+    results = score(run.masked_lm, run.vocabulary, args.sentences, run.sequence_length)
     if args.json:
         print(json.dumps(results, indent=2))
         return
@@ -168,7 +170,7 @@ def _demo(args):
 def register(verbs):
     p = verbs.add_parser("pretrain", help="pre-train a masked LM with model.fit")
     p.add_argument("--data", required=True, nargs="+", help="a shards directory, or text files/folders (prepared on the fly)")
-    p.add_argument("--vocab", required=True, help="vocabulary file")
+    p.add_argument("--vocab", required=True, help="the vocabulary `keras-mlm vocab` wrote: WordPiece vocab.txt, byte-level BPE folder or SentencePiece .model")
     p.add_argument("--out", required=True, help="run directory (model, checkpoints, logs, config)")
     p.add_argument("--init-from", default=None, metavar="RUN_DIR",
                    help="continue pre-training this run's model (its sizes, weights and vocabulary) on --data: "

@@ -16,6 +16,8 @@ import time
 import keras
 import tensorflow as tf
 
+from keras_mlm.errors import UserInputError
+
 
 def _step(model):
     return int(model.optimizer.iterations.numpy())
@@ -246,7 +248,12 @@ class FillMaskSamples(keras.callbacks.Callback):
         if self.writer is None or step % self.every:
             return
         lines = []
-        for result in self.predict(self.sentences):
+        for sentence in self.sentences:  # one at a time: a sentence the model cannot take is skipped, never the run
+            try:
+                (result,) = self.predict([sentence])
+            except UserInputError as e:
+                lines.append(f"| {sentence} | (skipped: {e}) |")
+                continue
             guesses = "; ".join(
                 ", ".join(f"{p['token']} ({p['probability']:.2f})" for p in mask["predictions"]) for mask in result["masks"]
             )

@@ -9,6 +9,7 @@ from keras_mlm.errors import UserInputError
 DECAYS = ("linear", "cosine")
 PRECISIONS = ("auto", "float32", "mixed_bfloat16", "mixed_float16")
 STRATEGIES = ("auto", "one-device", "mirrored", "multi-worker")
+OBJECTIVES = ("mlm", "mlm+nsp", "mlm+sop")
 SAMPLE_SENTENCES = ("paris is the [MASK] of france", "the [MASK] brown [MASK] jumps")
 DEFAULT_STEPS = 1000
 _DURATION = re.compile(r"(?:(\d+(?:\.\d+)?)h)?(?:(\d+(?:\.\d+)?)m)?(?:(\d+(?:\.\d+)?)s?)?")
@@ -61,6 +62,7 @@ class TrainingConfig:
     eval_every: int = 0  # steps between validations on --eval-data (0: every checkpoint_every steps); also at the end
     eval_tokens: int = 100_000  # validation reads at most this many tokens (rows x seq_len) of --eval-data
     keep_best: bool = False  # keep the model of the lowest validation loss as RUN_DIR/best.keras
+    objective: str = "mlm"  # "mlm" | "mlm+nsp" (bert: next-sentence prediction) | "mlm+sop" (albert: sentence order)
 
     def __post_init__(self):
         if self.steps is None and self.max_time is None:
@@ -78,7 +80,7 @@ class TrainingConfig:
             raise UserInputError(f"training.learning_rate must be > 0, got {self.learning_rate}")
         if not 0 <= self.warmup_fraction < 1:
             raise UserInputError(f"training.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
-        for name, allowed in (("decay", DECAYS), ("precision", PRECISIONS), ("strategy", STRATEGIES)):
+        for name, allowed in (("decay", DECAYS), ("precision", PRECISIONS), ("strategy", STRATEGIES), ("objective", OBJECTIVES)):
             if getattr(self, name) not in allowed:
                 raise UserInputError(f"training.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
 

@@ -36,17 +36,19 @@ class Source:
 
 def read_source(init_from, vocab_path, tokens):
     """Loads and checks the source run folder; refuses a vocabulary other than the source's."""
-    from keras_mlm.inference.run import VOCAB_FILE, load_run
-    from keras_mlm.tokenizers.vocab import vocabulary_sha256
+    from keras_mlm.inference.run import load_run
+    from keras_mlm.tokenizers.vocabulary import find_saved, vocabulary_digest
 
     directory = os.fspath(init_from)
-    run = load_run(directory)  # model.keras, vocab.txt and config.yaml present, readable and consistent
-    given, source = vocabulary_sha256(tokens), vocabulary_sha256(run.tokens)
+    run = load_run(directory)  # model.keras, its vocabulary and config.yaml present, readable and consistent
+    theirs = getattr(run, "vocabulary", None) or run.tokens
+    given, source = vocabulary_digest(tokens), vocabulary_digest(theirs)
     if given != source:
+        saved = find_saved(directory) or os.path.join(directory, "vocab.txt")
         raise UserInputError(
-            f"--init-from {directory}: its vocabulary {os.path.join(directory, VOCAB_FILE)} (sha256 {source[:12]}..., "
-            f"{len(run.tokens)} tokens) differs from --vocab {vocab_path} (sha256 {given[:12]}..., {len(tokens)} tokens); "
-            f"a continued run keeps its source's vocabulary: pass --vocab {os.path.join(directory, VOCAB_FILE)}"
+            f"--init-from {directory}: its vocabulary {saved} (sha256 {source[:12]}..., "
+            f"{len(theirs)} tokens) differs from --vocab {vocab_path} (sha256 {given[:12]}..., {len(tokens)} tokens); "
+            f"a continued run keeps its source's vocabulary: pass --vocab {saved}"
         )
     section = run.config.get("model")
     architecture = run.config.get("architecture") or DEFAULT_ARCHITECTURE
@@ -95,7 +97,11 @@ def load_source_weights(model, source):
     """Copies the source model's weights (encoder and MLM head) into `model`, built with the same architecture."""
     import numpy as np
 
-    weights = source.run.model.get_weights()
+    source_model = source.run.model
+    if hasattr(model, "masked_lm") != hasattr(source_model, "masked_lm"):
+        # One side has an NSP/SOP head (--objective mlm+nsp / mlm+sop), the other not: the masked LMs carry over.
+        model, source_model = getattr(model, "masked_lm", model), getattr(source_model, "masked_lm", source_model)
+    weights = source_model.get_weights()
     targets = model.get_weights()
     shapes = [np.shape(w) for w in weights], [np.shape(w) for w in targets]
     if shapes[0] != shapes[1]:

@@ -14,6 +14,7 @@ to read quickly), the rows against the model's positions, the run folder of `ini
 """
 
 import dataclasses
+import functools
 import json
 import math
 import os
@@ -26,10 +27,11 @@ import keras
 import tensorflow as tf
 
 from keras_mlm.data.dataset import pretraining_dataset
+from keras_mlm.data.pairs import pair_pretraining_dataset
 from keras_mlm.data.prepare import MANIFEST, prepare, read_manifest
 from keras_mlm.data.verify import check_shards, find_corrupt_shard
 from keras_mlm.errors import UserInputError
-from keras_mlm.inference.run import CONFIG_FILE, MODEL_FILE, VOCAB_FILE, masked_lm_of, read_run_config
+from keras_mlm.inference.run import CONFIG_FILE, MODEL_FILE, masked_lm_of, read_run_config
 from keras_mlm.losses import MaskedLMLoss
 from keras_mlm.masking import MLMMasker
 from keras_mlm.metrics import MaskedAccuracy, Perplexity
@@ -38,15 +40,18 @@ from keras_mlm.models import (
     ElectraPretrainer,
     MaskedLM,
     ModernEncoder,
+    PairPretrainer,
     build_electra_pretrainer,
     build_masked_lm,
+    build_pair_pretrainer,
+    build_xlnet_pretrainer,
 )
-from keras_mlm.tokenizers import vocab as vocab_lib
+from keras_mlm.tokenizers.vocabulary import as_vocabulary
 from keras_mlm.training import callbacks as cb
 from keras_mlm.training import init_from as init_lib
 from keras_mlm.training import time_budget
 from keras_mlm.training.optimizer import make_optimizer
-from keras_mlm.training.run_config import save_config
+from keras_mlm.training.run_config import save_config, vocabulary_kinds_of
 from keras_mlm.training.strategy import (
     any_worker,
     check_jit_compile,
@@ -75,42 +80,44 @@ def _shards_directory(data):
     return os.fspath(paths[0]) if len(paths) == 1 and os.path.isfile(os.path.join(paths[0], MANIFEST)) else None
 
 
-def _check_vocabulary(directory, manifest, tokens):
-    if manifest["vocab_sha256"] != vocab_lib.vocabulary_sha256(tokens):
-        raise UserInputError(f"{directory}: shards were prepared with another vocabulary than the one given")
+def _check_vocabulary(directory, manifest, vocabulary):
+    if manifest["vocab_sha256"] != vocabulary.sha256:
+        kind = manifest.get("vocab_kind")
+        made_with = f" (a {kind} vocabulary)" if kind and kind != vocabulary.kind else ""
+        raise UserInputError(f"{directory}: shards were prepared with another vocabulary{made_with} than the one given ({vocabulary.kind})")
 
 
-def resolve_shards(data, tokens, config, run_dir, name="data"):
+def resolve_shards(data, vocabulary, config, run_dir, name="data"):
     """`data` is a shards directory (used as is) or raw text, prepared into RUN_DIR/<name> once."""
     given = _shards_directory(data)
     if given is not None:
-        _check_vocabulary(given, read_manifest(given), tokens)
+        _check_vocabulary(given, read_manifest(given), vocabulary)
         return given
     paths = [data] if isinstance(data, (str, os.PathLike)) else list(data)
     target = os.path.join(run_dir, name)
-    if _prepared(target, tokens, config):
+    if _prepared(target, vocabulary, config):
         return target  # prepared by an earlier (interrupted) run of the same command
-    prepare(paths, tokens, target, config.data, overwrite=True, progress=True)
+    prepare(paths, vocabulary, target, config.data, overwrite=True, progress=True)
     return target
 
 
-def _prepared(target, tokens, config):
+def _prepared(target, vocabulary, config):
     if not os.path.isfile(os.path.join(target, MANIFEST)):
         return False
     manifest = read_manifest(target)
-    return manifest["vocab_sha256"] == vocab_lib.vocabulary_sha256(tokens) and manifest["seq_len"] == config.data.seq_len
+    return manifest["vocab_sha256"] == vocabulary.sha256 and manifest["seq_len"] == config.data.seq_len
 
 
-def _worker_shards(data, tokens, config, run_dir, name="data"):
+def _worker_shards(data, vocabulary, config, run_dir, name="data"):
     """[distributed] A non-chief worker's shards: the given shards directory, or the chief's prepared
     RUN_DIR/<name> when it is complete and matches; None when the worker must prepare its own copy."""
     if _shards_directory(data) is not None:
         return None  # a shards directory: resolve_shards checks and returns it
     target = os.path.join(run_dir, name)
-    return target if _prepared(target, tokens, config) else None
+    return target if _prepared(target, vocabulary, config) else None
 
 
-def _illustration_samples(log_dir, training, tokens, seq_len, masking, masker, shards, enabled, model):
+def _illustration_samples(log_dir, training, vocabulary, seq_len, masking, masker, shards, enabled, model):
     """[illustrate] The picture of the first sample sentence and the masked accuracy split by corruption
     kind ([MASK] / random / kept) on one fixed probe batch (held-out rows when --eval-data is given),
     written to TensorBoard every `sample_every` steps; none without sample sentences, and none for a
@@ -120,15 +127,15 @@ def _illustration_samples(log_dir, training, tokens, seq_len, masking, masker, s
     from keras_mlm.illustrate.attention import AttentionProbe
     from keras_mlm.illustrate.tensorboard import IllustrationSamples
 
-    if not isinstance(model, MaskedLM):
+    if not isinstance(model, MaskedLM) or vocabulary.kind != "wordpiece":  # the picture reads WordPiece text
         return []
     try:
         AttentionProbe(model.encoder)  # refuses what it cannot draw
     except UserInputError:
         return []
 
-    probe = pretraining_dataset(shards, min(training.batch_size, 64), masker, seed=training.seed + 1, shuffle_buffer=1, vocabulary=tokens)
-    return [IllustrationSamples(log_dir, training.sample_every, tokens, seq_len, training.sample_sentences[0], batch=next(iter(probe)),
+    probe = pretraining_dataset(shards, min(training.batch_size, 64), masker, seed=training.seed + 1, shuffle_buffer=1, vocabulary=vocabulary)
+    return [IllustrationSamples(log_dir, training.sample_every, list(vocabulary.tokens), seq_len, training.sample_sentences[0], batch=next(iter(probe)),
                                 masking=masking, seed=training.seed)]
 
 
@@ -141,18 +148,28 @@ def _masked_lm_over(encoder_class):
 
 MODEL_BUILDERS = {
     "bert": lambda config, seed, **head: build_masked_lm(config, **head),
+    "roberta": lambda config, seed, **head: build_masked_lm(config, **head),  # BERT's encoder, no segments
     "albert": _masked_lm_over(AlbertEncoder),
     "modern": _masked_lm_over(ModernEncoder),
     "electra": lambda config, seed, **head: build_electra_pretrainer(config, seed=seed),
+    "xlnet": lambda config, seed, **head: build_xlnet_pretrainer(config, seed=seed),  # MaskedLM's inputs, loss and metrics
 }
 """Architecture -> (config, seed, **head options) -> a fresh, uncompiled pre-training model (under the
 global dtype policy). The ELECTRA pre-trainer's generator sampling is keyed by `seed`."""
 
 
+PAIR_OBJECTIVES = {"mlm": None, "mlm+nsp": "nsp", "mlm+sop": "sop"}
+"""--objective -> the sentence-pair task trained next to the masked LM (data/pairs.py, models/pair_pretrainer.py)."""
+
+
 def build_pretraining_model(architecture, encoder_config, training, total_steps=None, **head):
-    """The compiled pre-training model of `architecture` for `encoder_config` (see MODEL_BUILDERS)."""
+    """The compiled pre-training model of `architecture` for `encoder_config` (see MODEL_BUILDERS), with
+    the NSP/SOP head on top when `training.objective` asks for one."""
     model = MODEL_BUILDERS[architecture](encoder_config, training.seed, **head)
-    if isinstance(model, ElectraPretrainer):  # its loss and metrics are built in
+    pair = PAIR_OBJECTIVES[training.objective]
+    if pair is not None:
+        model = build_pair_pretrainer(model, pair)
+    if isinstance(model, (ElectraPretrainer, PairPretrainer)):  # their losses and metrics are built in
         model.compile(optimizer=make_optimizer(training, total_steps), jit_compile=training.jit_compile)
         return model
     return compile_masked_lm(model, training, total_steps)
@@ -204,10 +221,10 @@ def _with_seq_len(config, seq_len):
     return dataclasses.replace(config, data=dataclasses.replace(config.data, seq_len=seq_len))
 
 
-def _check_shards(directory, tokens, positions, verify_records, role):
+def _check_shards(directory, vocabulary, positions, verify_records, role):
     """Pre-flight for a given shards directory: vocabulary, rows against the model's positions, shards on disk."""
     manifest = read_manifest(directory)
-    _check_vocabulary(directory, manifest, tokens)
+    _check_vocabulary(directory, manifest, vocabulary)
     if manifest["seq_len"] > positions:
         raise UserInputError(
             f"{directory}: {role} shards hold rows of {manifest['seq_len']} ids, the model has {positions} positions "
@@ -225,7 +242,8 @@ def pretrain(config, data, vocab, run_dir, verbose="auto", init_from=None, eval_
     Args:
         config: a `RunConfig`.
         data: a shards directory written by `prepare`, or text files/folders.
-        vocab: vocabulary file path.
+        vocab: the vocabulary: a `Vocabulary` of any kind or its path (a WordPiece `vocab.txt`, a
+            byte-level BPE folder, a SentencePiece `.model`); it is loaded once here and passed whole.
         run_dir: where the model, checkpoints, backup, logs and resolved config go.
         verbose: "auto" (a progress bar on a terminal, one plain line every `log_every` steps
             otherwise), "lines", 0 (silent), 1 (progress bar) or 2 (a line per checkpoint interval).
@@ -235,12 +253,12 @@ def pretrain(config, data, vocab, run_dir, verbose="auto", init_from=None, eval_
             at the end (the numbers of `keras-mlm evaluate` on the same checkpoint and data).
     """
     started = time.monotonic()
-    tokens = vocab_lib.load_vocabulary(vocab)
+    vocabulary = as_vocabulary(vocab, config.data.lowercase)  # the Vocabulary object, passed whole from here on
     source = None
     if init_from is not None:
         if os.path.realpath(init_from) == os.path.realpath(run_dir):
             raise UserInputError(f"--init-from {init_from} is the --out folder: a continued run needs its own folder")
-        source = init_lib.read_source(init_from, vocab, tokens)
+        source = init_lib.read_source(init_from, vocab, vocabulary)
         config = init_lib.continued_config(config, source)
     training = config.training
     if verbose == "auto":
@@ -251,19 +269,25 @@ def pretrain(config, data, vocab, run_dir, verbose="auto", init_from=None, eval_
     chief = is_chief(strategy)
 
     # Pre-flight: nothing is written to RUN_DIR before the inputs check out.
+    kinds = vocabulary_kinds_of(config.architecture)
+    if vocabulary.kind not in kinds:
+        raise UserInputError(
+            f"--vocab {vocab if isinstance(vocab, (str, os.PathLike)) else vocabulary}: a {vocabulary.kind} vocabulary; "
+            f"architecture {config.architecture} reads {' or '.join(kinds)} (keras-mlm vocab --kind {kinds[0]})"
+        )
     given = _shards_directory(data)
     if given is not None:
         config = _with_seq_len(config, read_manifest(given)["seq_len"])
-    positions = config.encoder_config(len(tokens)).max_sequence_length
+    positions = config.encoder_config(len(vocabulary)).max_sequence_length
     first_start = not os.path.exists(os.path.join(run_dir, "backup", cb.ResumableBackup.META))
     if given is not None:
-        _check_shards(given, tokens, positions, first_start, "training")
+        _check_shards(given, vocabulary, positions, first_start, "training")
     elif config.data.seq_len > positions:
         raise UserInputError(f"--seq-len {config.data.seq_len} exceeds the model's {positions} positions")
     if eval_data is not None and _shards_directory(eval_data) is not None:
-        _check_shards(_shards_directory(eval_data), tokens, positions, first_start, "evaluation")
+        _check_shards(_shards_directory(eval_data), vocabulary, positions, first_start, "evaluation")
     extra = {"init_from": os.path.abspath(init_from) if init_from is not None else None}
-    _check_same_run(run_dir, {**config.to_dict(len(tokens)), **extra})
+    _check_same_run(run_dir, {**config.to_dict(len(vocabulary)), **extra})
 
     if chief:
         os.makedirs(run_dir, exist_ok=True)
@@ -273,7 +297,7 @@ def pretrain(config, data, vocab, run_dir, verbose="auto", init_from=None, eval_
     # is removed at the end; they read the chief's prepared data and backup when present.
     out_dir = run_dir if chief else tempfile.mkdtemp(prefix=f"keras-mlm-worker{task(strategy)[1]}-")
     try:
-        return _pretrain(config, data, tokens, run_dir, out_dir, strategy, chief, verbose, source, eval_data, extra, started)
+        return _pretrain(config, data, vocabulary, run_dir, out_dir, strategy, chief, verbose, source, eval_data, extra, started)
     finally:
         if not chief:
             shutil.rmtree(out_dir, ignore_errors=True)
@@ -284,16 +308,16 @@ def _say(enabled, message):
         print(message, flush=True)
 
 
-def _pretrain(config, data, tokens, run_dir, out_dir, strategy, chief, verbose, source, eval_data, extra, started):
+def _pretrain(config, data, vocabulary, run_dir, out_dir, strategy, chief, verbose, source, eval_data, extra, started):
     training = config.training
-    shards = _worker_shards(data, tokens, config, run_dir) if not chief else None
-    shards = shards or resolve_shards(data, tokens, config, out_dir)
+    shards = _worker_shards(data, vocabulary, config, run_dir) if not chief else None
+    shards = shards or resolve_shards(data, vocabulary, config, out_dir)
     seq_len = read_manifest(shards)["seq_len"]
     config = _with_seq_len(config, seq_len)
     eval_shards = None
     if eval_data is not None:
-        eval_shards = _worker_shards(eval_data, tokens, config, run_dir, "eval_data") if not chief else None
-        eval_shards = eval_shards or resolve_shards(eval_data, tokens, config, out_dir, "eval_data")
+        eval_shards = _worker_shards(eval_data, vocabulary, config, run_dir, "eval_data") if not chief else None
+        eval_shards = eval_shards or resolve_shards(eval_data, vocabulary, config, out_dir, "eval_data")
     talk = chief and verbose != 0
 
     precision, reason = resolve_precision(training.precision)
@@ -311,22 +335,22 @@ def _pretrain(config, data, tokens, run_dir, out_dir, strategy, chief, verbose, 
 
     def write_config():
         if chief:
-            save_config(os.path.join(run_dir, CONFIG_FILE), config, len(tokens), {**extra, **({"time_budget": plan} if plan else {})})
+            save_config(os.path.join(run_dir, CONFIG_FILE), config, len(vocabulary), {**extra, **({"time_budget": plan} if plan else {})})
 
     write_config()
     if chief:
-        vocab_lib.write_vocabulary(tokens, os.path.join(run_dir, VOCAB_FILE))
+        vocabulary.save_beside(run_dir)  # vocab.txt, vocab-bpe/ or vocab.model: what load_run finds
 
     set_precision(precision)
-    masker = MLMMasker.from_vocabulary(tokens, seq_len, config.masking, seed=training.seed)
-    encoder_config = config.encoder_config(len(tokens))
+    masker = MLMMasker.from_vocabulary(vocabulary, seq_len, config.masking, seed=training.seed)
+    encoder_config = config.encoder_config(len(vocabulary))
     head = init_lib.head_options(source) if source is not None else {}
 
     evaluator = None
     if eval_shards is not None:
         from keras_mlm.evaluation.evaluate import Evaluator
 
-        evaluator = Evaluator(tokens, eval_shards, max_tokens=training.eval_tokens)
+        evaluator = Evaluator(vocabulary, eval_shards, max_tokens=training.eval_tokens)
 
     backup_meta = os.path.join(run_dir, "backup", cb.ResumableBackup.META)
     start_step = 0
@@ -334,9 +358,11 @@ def _pretrain(config, data, tokens, run_dir, out_dir, strategy, chief, verbose, 
         with open(backup_meta, encoding="utf-8") as f:
             start_step = int(json.load(f)["step"])
 
+    pair = PAIR_OBJECTIVES[training.objective]
+
     def dataset_fn_from(position):
         def dataset_fn(input_context=None):
-            return pretraining_dataset(
+            return (functools.partial(pair_pretraining_dataset, objective=pair) if pair else pretraining_dataset)(
                 shards,
                 training.batch_size,
                 masker,
@@ -344,7 +370,7 @@ def _pretrain(config, data, tokens, run_dir, out_dir, strategy, chief, verbose, 
                 shuffle_buffer=training.shuffle_buffer,
                 start_step=position,
                 input_context=input_context,
-                vocabulary=tokens,
+                vocabulary=vocabulary,
             )
 
         return dataset_fn
@@ -414,7 +440,7 @@ def _pretrain(config, data, tokens, run_dir, out_dir, strategy, chief, verbose, 
     healthy = lambda: stop_on_nan.bad_step is None  # noqa: E731
     checkpoints = cb.RollingCheckpoint(os.path.join(out_dir, "checkpoints"), training.keep_checkpoints, healthy)
     backup.should_save = healthy
-    sampler = FillMask(masked_lm_of(model), tokens, seq_len)  # ELECTRA: its generator
+    sampler = FillMask(masked_lm_of(model), vocabulary, seq_len)  # ELECTRA: its generator
     deadline = started + budget - plan["final_seconds"] if budget is not None else None
     stop_at_time = cb.StopAtTime(deadline, agree=lambda over: any_worker(strategy, over)) if deadline is not None else None
     logs_dir = os.path.join(run_dir, "logs")
@@ -424,8 +450,9 @@ def _pretrain(config, data, tokens, run_dir, out_dir, strategy, chief, verbose, 
         *([stop_at_time] if stop_at_time else []),
         cb.StepLogger(os.path.join(logs_dir, "train"), training.log_every, training.batch_size * seq_len, enabled=chief,
                       lines=verbose == "lines", total_steps=total_steps, deadline=deadline),
-        cb.FillMaskSamples(os.path.join(logs_dir, "train"), training.sample_every, lambda s: sampler(s, top_k=3), training.sample_sentences, enabled=chief),
-        *_illustration_samples(os.path.join(logs_dir, "train"), training, tokens, seq_len, config.masking, masker,
+        cb.FillMaskSamples(os.path.join(logs_dir, "train"), training.sample_every, lambda s: sampler(s, top_k=3),
+                           [s.replace("[MASK]", vocabulary.mask_token) for s in training.sample_sentences], enabled=chief),
+        *_illustration_samples(os.path.join(logs_dir, "train"), training, vocabulary, seq_len, config.masking, masker,
                                eval_shards or shards, enabled=chief, model=model),
         checkpoints,
         backup,

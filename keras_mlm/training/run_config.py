@@ -1,6 +1,6 @@
 """The whole configuration of a pre-training run, as read from YAML/JSON and flags and saved in RUN_DIR.
 
-    architecture: bert          # bert, albert, modern or electra (default bert): the config class and model
+    architecture: bert          # bert, roberta, albert, modern, electra or xlnet (default bert): the config class and model
     preset: tiny                # a key of that config class's presets() (default tiny)
     model: {dropout: 0.1}       # fields of that config class overriding the preset
     data: {seq_len: 128}        # DataConfig fields (used when raw text is prepared on the fly)
@@ -19,14 +19,34 @@ import yaml
 from keras_mlm.data.prepare import DataConfig
 from keras_mlm.errors import UserInputError
 from keras_mlm.masking import MaskingConfig
-from keras_mlm.models import AlbertConfig, ElectraConfig, EncoderConfig, ModernConfig
+from keras_mlm.models import AlbertConfig, ElectraConfig, EncoderConfig, ModernConfig, RobertaConfig, XLNetConfig
 from keras_mlm.training.config import TrainingConfig
 
 SECTIONS = {"data": DataConfig, "masking": MaskingConfig, "training": TrainingConfig}
 DEFAULT_PRESET = "tiny"
 DEFAULT_ARCHITECTURE = "bert"
-ARCHITECTURES = {"bert": EncoderConfig, "albert": AlbertConfig, "modern": ModernConfig, "electra": ElectraConfig}
-"""Architecture name -> its config class (fields = the `model` keys, `presets()` = the preset names)."""
+ARCHITECTURES = {
+    "bert": EncoderConfig,
+    "roberta": RobertaConfig,
+    "albert": AlbertConfig,
+    "modern": ModernConfig,
+    "electra": ElectraConfig,
+    "xlnet": XLNetConfig,
+}
+"""Architecture name -> its config class (fields = the `model` keys, `presets()` = the preset names,
+optional `TRAINING_DEFAULTS` / `MASKING_DEFAULTS` = training / masking fields it defaults differently
+(RoBERTa's optimizer, XLNet's 1/6 targets kept as they are), `VOCABULARY_KINDS` = the
+vocabulary kinds it accepts, `OBJECTIVES` = the objectives it trains with)."""
+OBJECTIVES = {"bert": ("mlm", "mlm+nsp"), "albert": ("mlm", "mlm+sop")}
+"""The objectives beyond plain "mlm" an architecture offers (every other architecture: "mlm" only)."""
+
+
+def objectives_of(architecture):
+    return OBJECTIVES.get(architecture or DEFAULT_ARCHITECTURE, ("mlm",))
+
+
+def vocabulary_kinds_of(architecture):
+    return getattr(config_class(architecture), "VOCABULARY_KINDS", ("wordpiece", "bpe", "sentencepiece"))
 
 
 def config_class(architecture, source="config"):
@@ -98,17 +118,29 @@ def build_run_config(file_values=None, overrides=None, source="config"):
     model.update(overrides.get("model") or {})
     model.pop("vocabulary_size", None)  # always the vocabulary's
     _check_keys(f"{source}: architecture {architecture or DEFAULT_ARCHITECTURE}", "model", model, [f.name for f in dataclasses.fields(cls)])
+    architecture_defaults = {  # e.g. RoBERTa's betas, XLNet's targets
+        "training": dict(getattr(cls, "TRAINING_DEFAULTS", {})),
+        "masking": dict(getattr(cls, "MASKING_DEFAULTS", {})),
+    }
     sections = {}
     for name, cls in SECTIONS.items():
-        values = dict(file_values.get(name) or {})
+        values = file_values.get(name) or {}
         if not isinstance(values, dict):
             raise UserInputError(f"{source}: '{name}' must be a mapping")
+        values = {**architecture_defaults.get(name, {}), **values}
         values.update({k: v for k, v in (overrides.get(name) or {}).items() if v is not None})
         _check_keys(source, name, values, [f.name for f in dataclasses.fields(cls)])
         try:
             sections[name] = cls(**values)
         except TypeError as e:
             raise UserInputError(f"{source}: {name}: {e}") from None
+    objective = sections["training"].objective
+    if objective not in objectives_of(architecture):
+        offered = [a for a in ARCHITECTURES if objective in objectives_of(a)]
+        raise UserInputError(
+            f"{source}: objective {objective!r} is not one of architecture {architecture or DEFAULT_ARCHITECTURE}'s "
+            f"({', '.join(objectives_of(architecture))})" + (f"; {objective} is {', '.join(offered)}'s" if offered else "")
+        )
     return RunConfig(architecture=architecture, preset=preset, model=model, **sections)
 
 

@@ -165,7 +165,7 @@ def test_export_encode_reads_the_encoder_and_fill_mask_the_masked_lm(trained, tm
 @pytest.mark.parametrize(
     "values, message",
     [
-        ({"architecture": "xlnet"}, "unknown architecture 'xlnet' (allowed: bert, albert, modern, electra)"),
+        ({"architecture": "gpt2"}, "unknown architecture 'gpt2' (allowed: bert, roberta, albert, modern, electra, xlnet)"),
         ({"model": {"embedding_dim": 16}}, "unknown key(s) embedding_dim in 'model' (allowed: "),
         ({"architecture": "modern", "model": {"num_groups": 2}}, "architecture modern: unknown key(s) num_groups in 'model'"),
         ({"preset": "xlarge"}, "unknown preset 'xlarge' (allowed: tiny, mini, small, medium, base, large; architecture bert)"),
@@ -184,7 +184,7 @@ def test_cli_refuses_an_unknown_architecture_with_exit_2(corpus, tmp_path, capsy
     code = main(["pretrain", "--data", str(corpus / "corpus.txt"), "--vocab", str(corpus / "vocab.txt"), "--out", str(tmp_path / "run"),
                  "--architecture", "gpt"])
     err = capsys.readouterr().err
-    assert code == 2 and "unknown architecture 'gpt' (allowed: bert, albert, modern, electra)" in err
+    assert code == 2 and "unknown architecture 'gpt' (allowed: bert, roberta, albert, modern, electra, xlnet)" in err
     assert not (tmp_path / "run").exists()
 
 

@@ -40,15 +40,17 @@ def write_corpus(root, documents=240, seed=0):
     return os.path.join(root, "corpus.txt"), os.path.join(root, "vocab.txt")
 
 
-def tiny_config(**training):
-    """A RunConfig of the 1-layer, 32-wide model on 16-id rows; `training` overrides the defaults."""
+def tiny_config(architecture=None, model=None, **training):
+    """A RunConfig of the 1-layer, 32-wide model on 16-id rows; `training` overrides the defaults,
+    `model` adds encoder fields (e.g. ALBERT's embedding_dim)."""
     from keras_mlm.training.run_config import build_run_config
 
     # float32: the exact-equality tests (resume == uninterrupted, 2 replicas == 1) compare float32 runs;
     # the default, "auto", would pick mixed_bfloat16 on a CPU with native bfloat16.
     defaults = {"steps": 8, "batch_size": 8, "learning_rate": 3e-3, "checkpoint_every": 4, "log_every": 4, "sample_every": 1000, "warmup_fraction": 0.0, "seed": 0, "precision": "float32"}
     defaults.update(training)
-    return build_run_config({"preset": "tiny", "model": TINY_MODEL, "data": {"seq_len": SEQ_LEN}, "training": defaults})
+    return build_run_config({"architecture": architecture, "preset": "tiny", "model": {**TINY_MODEL, **(model or {})},
+                             "data": {"seq_len": SEQ_LEN}, "training": defaults})
 
 
 def weights_of(model):
