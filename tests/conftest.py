@@ -12,7 +12,18 @@ def pytest_addoption(parser):
     parser.addoption("--run-slow", action="store_true", default=False, help="also run tests marked slow")
 
 
+# Folders whose conftest.py trains or exports a model once per session: with pytest-xdist (`-n 2`, the
+# default command's) all their tests go to one worker, so that work is done once, not once per worker.
+SHARED_SESSION_FIXTURES = ("checkpoints", "export", "finetuning", "illustrate")
+
+
 def pytest_collection_modifyitems(config, items):
+    tests = Path(__file__).resolve().parent
+    for item in items:
+        # [xdist --dist loadgroup] one group per test file (module fixtures are built once), one per folder above.
+        relative = Path(str(item.path)).resolve().relative_to(tests)
+        group = relative.parts[0] if relative.parts[0] in SHARED_SESSION_FIXTURES else str(relative)
+        item.add_marker(pytest.mark.xdist_group(group))
     if config.getoption("--run-slow"):
         return
     skip = pytest.mark.skip(reason="slow: run with --run-slow")
