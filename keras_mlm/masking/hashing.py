@@ -72,14 +72,15 @@ def position_keys(sequence_length):
     return mix32_numpy(mix32_numpy(counters) ^ np.uint32(_POSITION_SALT))
 
 
-def training_row_keys(key, step, batch_size):
-    """(batch,) uint32 keys that depend on (seed key, step, row index) only; step is any int64."""
+def training_row_keys(key, step, batch_size, first_row=0):
+    """(batch,) uint32 keys that depend on (seed key, step, row index) only; step is any int64.
+    `first_row` (an int or int32 tensor) numbers the rows from there: a replica's rows within the global batch."""
     step = tf.cast(step, tf.int64)
     step_low = tf.cast(step, tf.uint32)  # the cast wraps modulo 2**32
     step_high = tf.cast(tf.bitwise.right_shift(step, 32), tf.uint32)
     key = mix32(tf.bitwise.bitwise_xor(step_low, tf.constant(key, tf.uint32)))
     key = mix32(tf.bitwise.bitwise_xor(key, step_high))
-    rows = tf.range(batch_size, dtype=tf.int32)
+    rows = tf.range(batch_size, dtype=tf.int32) + tf.cast(first_row, tf.int32)
     return mix32(key + tf.cast(rows, tf.uint32) * _GOLDEN)  # (batch,)
 
 
