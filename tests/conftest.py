@@ -14,7 +14,8 @@ def pytest_addoption(parser):
 
 # Folders whose conftest.py trains or exports a model once per session: with pytest-xdist (`-n 2`, the
 # default command's) all their tests go to one worker, so that work is done once, not once per worker.
-SHARED_SESSION_FIXTURES = ("checkpoints", "export", "finetuning", "illustrate")
+# (finetuning's session fixture serves slow tests only; checkpoints' are cheap: their files spread.)
+SHARED_SESSION_FIXTURES = ("export", "illustrate")
 
 
 def pytest_collection_modifyitems(config, items):

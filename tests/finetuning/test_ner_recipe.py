@@ -183,6 +183,7 @@ def _in_memory(tagger, texts):
     return words, predict_word_tags(run.model, aligned, run.model.labels), aligned
 
 
+@pytest.mark.slow  # a fresh process (~20 s); the exported tag signature is checked in-process by the tests around it
 def test_served_tags_equal_the_in_memory_model(tagger, exported, tmp_path):
     requests = [
         {"signature": "tag", "inputs": {"texts": TEXTS}},

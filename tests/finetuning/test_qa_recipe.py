@@ -141,6 +141,7 @@ def test_cli_errors_are_one_line_exit_2(tmp_path, synthetic):
         qa.main(common_args + ["--doc-stride", "0"])
 
 
+@pytest.mark.slow  # export + a fresh process (~90 s on 2 shared cores); classification's fresh-process test runs by default
 def test_exported_span_extractor_answers_without_keras(synthetic, tmp_path):
     from keras_mlm.export import export_run
     from keras_mlm.export.answer_signature import answer_settings
@@ -214,7 +215,7 @@ def _real_slice(corpora, path, paragraphs):
     return list(SPECIAL_TOKENS) + pieces + [w for w, _ in words.most_common(500) if len(w) > 1]
 
 
-@pytest.mark.slow  # about 40 s; the synthetic task and the export test run by default
+@pytest.mark.slow  # about 40 s; the synthetic task runs by default
 def test_recipe_fits_real_squad_questions(corpora, tmp_path):
     """The first 12 paragraphs of the sample's Normans article (70 questions, 42 unanswerable), trained
     and scored on the same questions with the dev-chosen no-answer threshold: a fitting test of the
