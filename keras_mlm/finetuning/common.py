@@ -158,6 +158,12 @@ def load_starting_point(run=None, preset=None, vocab=None, seq_len=128, seed=0, 
         if vocab is not None:
             raise UserInputError("--vocab goes with --preset; a --run folder brings its own vocab.txt")
         loaded = load_run(os.fspath(run))
+        kind = getattr(getattr(loaded, "vocabulary", None), "kind", "wordpiece")
+        if kind != "wordpiece":
+            raise UserInputError(
+                f"{run}: a {kind} vocabulary; the fine-tuning recipes read WordPiece runs only for now "
+                "(their word alignment and served text inputs are WordPiece's)"
+            )
         encoder = getattr(loaded.model, "encoder", None)
         if encoder is None:
             raise UserInputError(f"{run}: its model ({type(loaded.model).__name__}) has no encoder to fine-tune")

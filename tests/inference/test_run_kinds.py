@@ -136,3 +136,20 @@ def test_bpe_fill_mask_reads_bert_s_mask_as_its_own(fills):
 def test_fill_mask_errors_name_the_kind_s_own_tokens(kind, text, message, fills):
     with pytest.raises(UserInputError, match=message):
         fills[kind]([text, text])
+
+
+@pytest.mark.parametrize("kind", ["bpe", "sentencepiece"])
+def test_the_fine_tuning_recipes_refuse_a_non_wordpiece_run_in_one_line(kind, runs, corpora, capsys):
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[2]
+    spec = importlib.util.spec_from_file_location("recipes_classification", root / "recipes" / "classification.py")
+    recipe = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(recipe)
+    sst2 = corpora / "tasks" / "sst2"
+    from keras_mlm.finetuning.common import run_recipe
+
+    argv = ["--run", str(runs[kind]), "--train", str(sst2 / "train.tsv"), "--dev", str(sst2 / "dev.tsv"), "--out", str(runs[kind]) + "-sst2"]
+    code = run_recipe(recipe.main, argv)
+    err = capsys.readouterr().err
+    assert code == 2 and f"a {kind} vocabulary; the fine-tuning recipes read WordPiece runs only for now" in err
