@@ -81,13 +81,14 @@ class StopAtTime(keras.callbacks.Callback):
     """Ends training at the first step boundary at or after `deadline` (a `clock()` reading).
 
     `agree(over)` turns this process's verdict into the one every worker acts on (a multi-worker run
-    must stop at the same step everywhere). Remembers when it stopped and how long that last step took.
+    must stop at the same step everywhere). Remembers when it stopped, how long that last step took, and
+    when the step boundary before it was checked (`previous_check`, before the deadline).
     """
 
     def __init__(self, deadline, clock=time.monotonic, agree=lambda over: over):
         super().__init__()
         self.deadline, self.clock, self.agree = deadline, clock, agree
-        self.stopped_at = self.last_step_seconds = None
+        self.stopped_at = self.last_step_seconds = self.previous_check = None
         self._begin = None
 
     def on_train_batch_begin(self, batch, logs=None):
@@ -98,6 +99,8 @@ class StopAtTime(keras.callbacks.Callback):
         if self.agree(now >= self.deadline):
             self.stopped_at, self.last_step_seconds = now, now - (self._begin if self._begin is not None else now)
             self.model.stop_training = True
+        else:
+            self.previous_check = now
 
 
 class StopOnNaN(keras.callbacks.Callback):

@@ -520,6 +520,8 @@ def _pretrain(config, data, vocabulary, run_dir, out_dir, strategy, chief, verbo
             "deadline_seconds": round(deadline - started, 3),  # the stop is at the first step boundary after it
             "stopped_at_seconds": None if stop_at_time.stopped_at is None else round(stop_at_time.stopped_at - started, 3),
             "last_step_seconds": None if stop_at_time.last_step_seconds is None else round(stop_at_time.last_step_seconds, 4),
+            # the step boundary before the stop, checked before the deadline (None: the first step ended past it)
+            "previous_check_seconds": None if stop_at_time.previous_check is None else round(stop_at_time.previous_check - started, 4),
         }
     if validation is not None:
         summary["validation"] = validation.history[-1] if validation.history else None

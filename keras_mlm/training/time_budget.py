@@ -105,6 +105,7 @@ def new_plan(measured, seconds_left, start_step, training, validating):
         "steps_cap": training.steps,
         "planned_steps": int(planned),
         "planned_from_step": int(start_step),
+        "seconds_left": round(seconds_left, 3),  # of the budget, after setup and the probe
         "final_seconds": round(final, 3),
         **{k: round(v, 4) for k, v in measured.items()},
     }
