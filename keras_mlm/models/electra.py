@@ -34,6 +34,7 @@ from keras_mlm.masking import hashing
 from keras_mlm.metrics import MaskedAccuracy
 from keras_mlm.models.bert import bert_initializer
 from keras_mlm.models.masked_lm import MaskedLM
+from keras_mlm.models.own_loss import OwnLossModel
 from keras_mlm.models.presets import PRESETS, EncoderConfig, require_positive_integers
 
 ELECTRA_PRESETS = {
@@ -250,7 +251,7 @@ _SAMPLING_SALT = 0x45C712A9  # keeps the sampling stream apart from the masker's
 
 
 @keras.saving.register_keras_serializable(package="keras_mlm")
-class ElectraPretrainer(keras.Model):
+class ElectraPretrainer(OwnLossModel):
     """Replaced-token detection over `encoder` (the discriminator) and a generator built beside it.
 
     `encoder`: an `ElectraEncoder` (or any encoder with an `EncoderEmbeddings` as `.embeddings`);
@@ -382,19 +383,6 @@ class ElectraPretrainer(keras.Model):
             "replaced": replaced,
             "real": real,
         }
-
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None, **kwargs):
-        if loss is not None or metrics or weighted_metrics:
-            raise ValueError(
-                "ElectraPretrainer computes its own loss and metrics; compile it with an optimizer only"
-            )
-        super().compile(optimizer=optimizer, **kwargs)
-
-    def compile_from_config(self, config):
-        """Compiles a loaded model as it was saved (Keras skips models whose `compile` is overridden)."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.optimizer is not None:
-            self.optimizer.build(self.trainable_variables)
 
     def _unpack(self, data):
         x, mask_ids, mask_weights = keras.utils.unpack_x_y_sample_weight(data)

@@ -19,12 +19,13 @@ from keras_mlm.errors import UserInputError
 from keras_mlm.losses import MaskedLMLoss, global_sum
 from keras_mlm.metrics import MaskedAccuracy, Perplexity
 from keras_mlm.models.bert import bert_initializer
+from keras_mlm.models.own_loss import OwnLossModel
 
 ENCODER_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 
 
 @keras.saving.register_keras_serializable(package="keras_mlm")
-class PairPretrainer(keras.Model):
+class PairPretrainer(OwnLossModel):
     """A `MaskedLM` (`.masked_lm`, its encoder `.encoder`) with BERT's pooler and a 2-way pair classifier.
 
     `objective`: "nsp" (label 1: B is not the text after A) or "sop" (label 1: A and B swapped).
@@ -96,17 +97,6 @@ class PairPretrainer(keras.Model):
         total = ops.stop_gradient(global_sum(ops.sum(weights)))
         pair = ops.divide_no_nan(ops.sum(cross_entropy * weights), total)
         return {"mlm": mlm, "pair": pair, "loss": mlm + pair}
-
-    def compile(self, optimizer="rmsprop", loss=None, metrics=None, weighted_metrics=None, **kwargs):
-        if loss is not None or metrics or weighted_metrics:
-            raise ValueError("PairPretrainer computes its own loss and metrics; compile it with an optimizer only")
-        super().compile(optimizer=optimizer, **kwargs)
-
-    def compile_from_config(self, config):
-        """Compiles a loaded model as it was saved (Keras skips models whose `compile` is overridden)."""
-        self.compile(**keras.saving.deserialize_keras_object(config))
-        if self.optimizer is not None:
-            self.optimizer.build(self.trainable_variables)
 
     def _unpack(self, data):
         x, y, sample_weight = keras.utils.unpack_x_y_sample_weight(data)

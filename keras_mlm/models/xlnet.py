@@ -1,7 +1,7 @@
 """XLNet (Yang et al. 2019): pre-training by permutation language modelling.
 
 The model predicts the targets of a row autoregressively in a random factorisation order, so every
-target is conditioned on the real tokens of its context (never on [MASK] placeholders) and on the
+target is conditioned on the real tokens of its context (never on [MASK] tokens standing in for it) and on the
 targets before it. Two-stream self-attention makes that possible in one pass: the content stream is
 the encoder (each position sees itself and what comes before it in the order), the query stream at
 each target knows its position but not its token (see `layers.two_stream_attention`). Positions are

@@ -37,15 +37,14 @@ from keras_mlm.masking import MLMMasker
 from keras_mlm.metrics import MaskedAccuracy, Perplexity
 from keras_mlm.models import (
     AlbertEncoder,
-    ElectraPretrainer,
     MaskedLM,
     ModernEncoder,
-    PairPretrainer,
     build_electra_pretrainer,
     build_masked_lm,
     build_pair_pretrainer,
     build_xlnet_pretrainer,
 )
+from keras_mlm.models.own_loss import OwnLossModel
 from keras_mlm.tokenizers.vocabulary import as_vocabulary
 from keras_mlm.training import callbacks as cb
 from keras_mlm.training import init_from as init_lib
@@ -169,7 +168,7 @@ def build_pretraining_model(architecture, encoder_config, training, total_steps=
     pair = PAIR_OBJECTIVES[training.objective]
     if pair is not None:
         model = build_pair_pretrainer(model, pair)
-    if isinstance(model, (ElectraPretrainer, PairPretrainer)):  # their losses and metrics are built in
+    if isinstance(model, OwnLossModel):  # ELECTRA, NSP/SOP: their losses and metrics are built in
         model.compile(optimizer=make_optimizer(training, total_steps), jit_compile=training.jit_compile)
         return model
     return compile_masked_lm(model, training, total_steps)
