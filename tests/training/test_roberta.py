@@ -4,7 +4,6 @@ One tiny run (module-scoped; 1 layer, 32 wide, tiny_run.py's corpus with a BPE v
 it) serves the tests that need a trained model.
 """
 
-import json
 import math
 import sys
 from pathlib import Path
@@ -124,4 +123,3 @@ def test_a_continued_roberta_run_keeps_its_bpe_vocabulary(trained, corpus, tmp_p
     assert saved["architecture"] == "roberta" and continued["step"] == 2
     with pytest.raises(UserInputError, match=r"vocab-bpe .* differs from --vocab"):
         pretrain(build_run_config({"training": training}), [text], wordpiece, str(tmp_path / "bad"), verbose=0, init_from=str(run_dir))
-    json.loads((tmp_path / "continued" / "summary.json").read_text())
