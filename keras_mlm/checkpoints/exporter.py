@@ -9,10 +9,10 @@ is loaded back with keras-hub and its outputs compared with the run's model on a
 """
 
 import dataclasses
-import os
 
 import numpy as np
 
+from keras_mlm import fileio
 from keras_mlm.checkpoints import hf_format, keras_hub_format
 from keras_mlm.checkpoints.layout import BertCheckpoint, probe_batch, read_masked_lm
 from keras_mlm.checkpoints.staging import check_target, staged_folder
@@ -102,5 +102,5 @@ def export_weights(run_dir, format, out, model_path=None, seed=0, overwrite=Fals
             keras_hub_format.write(checkpoint, tmp, run.sequence_length, seed=seed)
         else:
             hf_format.write(checkpoint, tmp, seed=seed)
-    result = _check(fmt, os.path.abspath(out), run.model, checkpoint.encoder) if check else None
+    result = _check(fmt, fileio.abspath(out), run.model, checkpoint.encoder) if check else None
     return ExportResult(out=out, format=format, check=result, notes=notes)

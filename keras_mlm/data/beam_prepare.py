@@ -29,6 +29,7 @@ import numpy as np
 from apache_beam.options.pipeline_options import DirectOptions, PipelineOptions
 from apache_beam.runners.runner import PipelineState
 
+from keras_mlm import fileio
 from keras_mlm.data import readers
 from keras_mlm.data.prepare import (
     MANIFEST,
@@ -191,7 +192,7 @@ def prepare_with_beam(inputs, vocab, out_dir, config, runner, pipeline_options=(
     options = PipelineOptions(list(pipeline_options), runner=runner)
     vocabulary = resolve_vocabulary(vocab, config.lowercase)
     files = readers.expand_inputs(inputs)
-    out_dir = os.path.abspath(out_dir) if readers.is_local(out_dir) else out_dir  # workers may start elsewhere
+    out_dir = fileio.abspath(out_dir)  # workers may start elsewhere
     if options.view_as(DirectOptions).direct_running_mode == "multi_processing" and any(
         p.startswith("ram://") for p in [out_dir, *files]
     ):
@@ -213,13 +214,13 @@ def prepare_with_beam(inputs, vocab, out_dir, config, runner, pipeline_options=(
     except BaseException as e:
         if result is not None and not PipelineState.is_terminal(result.state):
             result.cancel()  # a cluster job must not go on writing into what is cleared next
-        if not readers.isfile(os.path.join(out_dir, MANIFEST)):
+        if not fileio.isfile(os.path.join(out_dir, MANIFEST)):
             clear_leftovers(out_dir, overwrite=False)  # shards, temporary files and the vocabulary go
         user_error = _user_error(e)
         if user_error is None:
             raise
         raise user_error from None
-    if not readers.isfile(os.path.join(out_dir, MANIFEST)):  # the pipeline ran and found no text
+    if not fileio.isfile(os.path.join(out_dir, MANIFEST)):  # the pipeline ran and found no text
         clear_leftovers(out_dir, overwrite=False)
         raise UserInputError(f"empty corpus: no text in {', '.join(files)}")
     return read_manifest(out_dir)

@@ -24,11 +24,11 @@ import datetime
 import hashlib
 import json
 import os
-import tempfile
 import uuid
 
 import numpy as np
 
+from keras_mlm import fileio
 from keras_mlm.data import readers
 from keras_mlm.errors import UserInputError
 from keras_mlm.tokenizers.vocabulary import SAVED_NAMES
@@ -57,39 +57,23 @@ class DataConfig:
             raise UserInputError(f"rows_per_shard must be a positive integer, got {self.rows_per_shard}")
 
 
-def _gfile():
-    import tensorflow as tf
-
-    return tf.io.gfile
-
-
 def write_json_atomic(path, payload):
     """Writes JSON so that a reader sees the old file or the whole new one, never half of it."""
-    text = json.dumps(payload, indent=2) + "\n"
-    if not readers.is_local(path):  # an object store commits a file whole when it is closed
-        with _gfile().GFile(path, "w") as f:
-            f.write(text)
-        return
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write(text)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
+    fileio.write_atomic(path, json.dumps(payload, indent=2) + "\n")
 
 
 def read_manifest(directory):
     """The manifest of a shards directory, with a clear error when it is not one."""
     directory = os.fspath(directory)
     path = os.path.join(directory, MANIFEST)
-    if not readers.isdir(directory):
+    if not fileio.isdir(directory):
         raise UserInputError(f"{directory}: no such shards directory")
-    if not readers.isfile(path):
+    if not fileio.isfile(path):
         raise UserInputError(f"{directory}: not a prepared shards directory (no {MANIFEST}; run `keras-mlm prepare`)")
     try:
-        with readers.open_raw(path) as f:
+        with fileio.open(path, "rb") as f:
             manifest = json.loads(f.read().decode("utf-8"))
-    except (*readers.read_errors(path), json.JSONDecodeError, UnicodeDecodeError) as e:
+    except (*fileio.read_errors(path), json.JSONDecodeError, UnicodeDecodeError) as e:
         raise UserInputError(f"{path}: unreadable manifest ({e})") from None
     for field in ("seq_len", "shards", "vocab_sha256", "sequences"):
         if field not in manifest:
@@ -112,7 +96,7 @@ def write_shard(directory, index, rows):
 
     name = SHARD_PATTERN.format(index)
     path = os.path.join(directory, name)
-    target = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:8]}.tmp") if readers.is_local(directory) else path
+    target = os.path.join(directory, f".{name}.{uuid.uuid4().hex[:8]}.tmp") if fileio.is_local(directory) else path
     digest = hashlib.sha256()
     with tf.io.TFRecordWriter(target) as writer:
         for row in rows:
@@ -123,15 +107,15 @@ def write_shard(directory, index, rows):
             writer.write(record)
     if target != path:
         os.replace(target, path)
-    return {"file": name, "sequences": len(rows), "bytes": _gfile().stat(path).length, "records_sha256": digest.hexdigest()}
+    return {"file": name, "sequences": len(rows), "bytes": fileio.size(path), "records_sha256": digest.hexdigest()}
 
 
 def remove_shards(directory, shards):
     """Removes the listed shards (after a failure: no shard outlives a run that wrote no manifest)."""
     for shard in shards:
         path = os.path.join(directory, shard["file"])
-        if _gfile().exists(path):
-            _gfile().remove(path)
+        if fileio.exists(path):
+            fileio.remove(path)
 
 
 class _ShardWriter:
@@ -192,19 +176,17 @@ class Packer:
 
 def clear_leftovers(directory, overwrite):
     """Makes `directory` ready: refuses to clobber a finished run unless asked, clears a broken one."""
-    gfile = _gfile()
-    if gfile.exists(directory) and not gfile.isdir(directory):
+    if fileio.exists(directory) and not fileio.isdir(directory):
         raise UserInputError(f"{directory}: exists and is not a directory")
-    gfile.makedirs(directory)
-    if gfile.exists(os.path.join(directory, MANIFEST)):
+    fileio.makedirs(directory)
+    if fileio.exists(os.path.join(directory, MANIFEST)):
         if not overwrite:
             raise UserInputError(f"{directory}: already holds prepared shards (pass --overwrite to replace them)")
-        gfile.remove(os.path.join(directory, MANIFEST))
-    for name in gfile.listdir(directory):
-        name = name.rstrip("/")  # object stores list folders as "name/"
+        fileio.remove(os.path.join(directory, MANIFEST))
+    for name in fileio.listdir(directory):
         if (name.startswith("shard-") and name.endswith(".tfrecord")) or name.endswith(".tmp") or name in SAVED_VOCABULARIES:
             path = os.path.join(directory, name)
-            gfile.rmtree(path) if gfile.isdir(path) else gfile.remove(path)
+            fileio.rmtree(path) if fileio.isdir(path) else fileio.remove(path)
 
 
 def resolve_vocabulary(vocab, lowercase=None):
@@ -212,11 +194,7 @@ def resolve_vocabulary(vocab, lowercase=None):
     WordPiece token list), with WordPiece casing overridden by `lowercase` when that is not None."""
     from keras_mlm.tokenizers.vocabulary import Vocabulary, as_vocabulary
 
-    if isinstance(vocab, (str, os.PathLike)) and not readers.is_local(vocab):
-        with tempfile.TemporaryDirectory() as local:  # the loaders read local files: copy it here first
-            vocabulary = as_vocabulary(_copy_path(os.fspath(vocab), os.path.join(local, os.path.basename(os.fspath(vocab).rstrip("/")))))
-    else:
-        vocabulary = as_vocabulary(vocab)
+    vocabulary = as_vocabulary(vocab)
     if lowercase is not None and lowercase != vocabulary.lowercase:
         if vocabulary.kind != "wordpiece":
             raise UserInputError(
@@ -229,25 +207,7 @@ def resolve_vocabulary(vocab, lowercase=None):
 
 def save_vocabulary(vocabulary, directory):
     """Saves the vocabulary beside the shards (`Vocabulary.save_beside`), on any filesystem."""
-    if readers.is_local(directory):
-        return vocabulary.save_beside(directory)
-    with tempfile.TemporaryDirectory() as local:
-        saved = vocabulary.save_beside(local)
-        return _copy_path(saved, os.path.join(directory, os.path.basename(saved)))
-
-
-def _copy_path(source, target):
-    """Copies a file or a folder of files (a BPE vocabulary) between filesystems; returns `target`."""
-    gfile = _gfile()
-    if not gfile.exists(source):
-        raise UserInputError(f"{source}: vocabulary file not found")
-    if not gfile.isdir(source):
-        gfile.copy(source, target, overwrite=True)
-        return target
-    gfile.makedirs(target)
-    for name in gfile.listdir(source):
-        _copy_path(os.path.join(source, name.rstrip("/")), os.path.join(target, name.rstrip("/")))
-    return target
+    return vocabulary.save_beside(directory)
 
 
 def special_mask(vocabulary):

@@ -8,8 +8,8 @@ Text must be UTF-8. A byte sequence that is not UTF-8 is an error naming the fil
 silently replacing characters would change the training text without anyone noticing, and the fix
 (`iconv -f latin1 -t utf-8`) is one command for the user.
 
-Paths may name any filesystem `tf.io.gfile` knows (`gs://bucket/corpus/`, `ram://` in tests); plain
-paths are read with Python's own file objects, the fast path.
+Paths may name any filesystem `tf.io.gfile` knows (`gs://bucket/corpus/`, `ram://` in tests), see
+`keras_mlm.fileio`; plain paths are read with Python's own file objects, the fast path.
 
 Documents are streamed as chunks of at most `chunk_chars` characters, cut at line ends, so a document
 larger than memory (a book with no blank line, say) streams too; `Chunk.last` tells where a document
@@ -23,6 +23,7 @@ import io
 import json
 import os
 
+from keras_mlm import fileio
 from keras_mlm.errors import UserInputError
 
 TEXT_SUFFIXES = (".txt", ".txt.gz")
@@ -36,46 +37,6 @@ class Chunk:
     last: bool  # True when this chunk ends its document
 
 
-def is_local(path):
-    """Whether `path` is a plain local path (no `scheme://`): read with `open`, renamed atomically."""
-    return "://" not in os.fspath(path)
-
-
-def _gfile():
-    import tensorflow as tf
-
-    return tf.io.gfile
-
-
-def isdir(path):
-    return os.path.isdir(path) if is_local(path) else _gfile().isdir(path)
-
-
-def isfile(path):
-    if is_local(path):
-        return os.path.isfile(path)
-    return _gfile().exists(path) and not _gfile().isdir(path)
-
-
-def _walk(path):
-    return os.walk(path) if is_local(path) else _gfile().walk(path)
-
-
-def read_errors(path):
-    """What a failed read raises: OSError and gzip's errors, and TensorFlow's for gfile paths."""
-    errors = (OSError, EOFError, gzip.BadGzipFile)
-    if is_local(path):
-        return errors
-    import tensorflow as tf
-
-    return errors + (tf.errors.OpError,)
-
-
-def open_raw(path, mode="rb"):
-    """A file object on any filesystem: `open` for local paths, `tf.io.gfile.GFile` for the others."""
-    return open(path, mode) if is_local(path) else _gfile().GFile(path, mode)
-
-
 def expand_inputs(inputs):
     """Files and folders -> the sorted list of corpus files they name. Raises on anything unusable."""
     if isinstance(inputs, (str, os.PathLike)):
@@ -85,7 +46,7 @@ def expand_inputs(inputs):
         item = os.fspath(item)
         try:
             files.extend(_corpus_files(item))
-        except read_errors(item) as e:  # a bucket out of reach, a scheme TensorFlow has no filesystem for
+        except fileio.read_errors(item) as e:  # a bucket out of reach, a scheme TensorFlow has no filesystem for
             raise UserInputError(f"{item}: cannot read ({getattr(e, 'message', e)})") from None
     if not files:
         raise UserInputError("no input files given")
@@ -94,15 +55,15 @@ def expand_inputs(inputs):
 
 def _corpus_files(item):
     """The corpus files one input names: the file itself, or a folder's, recursively, sorted."""
-    if isdir(item):
-        found = sorted(os.path.join(root, name) for root, _, names in _walk(item) for name in names if name.endswith(SUFFIXES))
+    if fileio.isdir(item):
+        found = sorted(os.path.join(root, name) for root, _, names in fileio.walk(item) for name in names if name.endswith(SUFFIXES))
         if not found:
             raise UserInputError(f"{item}: folder holds no corpus files (allowed: {', '.join(SUFFIXES)})")
         return found
-    if isfile(item):
+    if fileio.isfile(item):
         if not item.endswith(SUFFIXES):
             raise UserInputError(f"{item}: unsupported file type (allowed: {', '.join(SUFFIXES)})")
-        if is_local(item) and not os.access(item, os.R_OK):
+        if fileio.is_local(item) and not os.access(item, os.R_OK):
             raise UserInputError(f"{item}: file is not readable")
         return [item]
     raise UserInputError(f"{item}: no such file or folder")
@@ -112,8 +73,8 @@ def _corpus_files(item):
 def _open_binary(path):
     """The file's bytes, gunzipped for `.gz`."""
     try:
-        raw = open_raw(path)
-    except read_errors(path) as e:
+        raw = fileio.open(path, "rb")
+    except fileio.read_errors(path) as e:
         raise UserInputError(f"{path}: cannot open ({getattr(e, 'strerror', None) or e})") from None
     with raw, (gzip.GzipFile(fileobj=raw, mode="rb") if path.endswith(".gz") else contextlib.nullcontext(raw)) as f:
         yield f
@@ -133,7 +94,7 @@ def _decoded_lines(path):
                         f"(convert the file to UTF-8, e.g. with iconv)"
                     ) from None
                 offset += len(raw)
-        except read_errors(path) as e:
+        except fileio.read_errors(path) as e:
             raise UserInputError(f"{path}: cannot read ({e})") from None
 
 
@@ -200,7 +161,7 @@ def iterate_documents(inputs):
 def file_size(path):
     """Bytes of text the file holds (uncompressed size for gzip, read from its trailer)."""
     if path.endswith(".gz"):
-        with open_raw(path) as f:
+        with fileio.open(path, "rb") as f:
             f.seek(-4, io.SEEK_END)
             return int.from_bytes(f.read(4), "little")
-    return os.path.getsize(path) if is_local(path) else _gfile().stat(path).length
+    return fileio.size(path)

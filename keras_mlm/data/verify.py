@@ -11,6 +11,7 @@ were recorded (no `bytes` field) are checked for presence only, without the reco
 import hashlib
 import os
 
+from keras_mlm import fileio
 from keras_mlm.data.prepare import read_manifest
 from keras_mlm.errors import UserInputError
 
@@ -25,9 +26,9 @@ def check_shards(directory, manifest=None, records=False):
     total = 0
     for shard in manifest["shards"]:
         path = os.path.join(directory, shard["file"])
-        if not os.path.isfile(path):
+        if not fileio.isfile(path):
             raise CorruptShards(f"{path}: shard missing (the manifest lists it); prepare the data again")
-        size = os.path.getsize(path)
+        size = fileio.size(path)
         expected = shard.get("bytes")
         if expected is not None and size != expected:
             what = "truncated" if size < expected else "longer than written"

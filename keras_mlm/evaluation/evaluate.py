@@ -17,6 +17,7 @@ import tempfile
 import numpy as np
 import tensorflow as tf
 
+from keras_mlm import fileio
 from keras_mlm.data.dataset import evaluation_dataset
 from keras_mlm.data.prepare import MANIFEST, DataConfig, prepare
 from keras_mlm.errors import UserInputError
@@ -94,7 +95,7 @@ class Evaluator:
 def is_shards_directory(data):
     """`data` (a path or a list of paths) names one prepared shards directory."""
     paths = [data] if isinstance(data, (str, os.PathLike)) else list(data)
-    return len(paths) == 1 and os.path.isfile(os.path.join(paths[0], MANIFEST))
+    return len(paths) == 1 and fileio.isfile(os.path.join(paths[0], MANIFEST))
 
 
 def evaluate(model, tokens, data, batch_size=64, masking=None, seq_len=None, seed=EVAL_SEED, max_tokens=None, lowercase=None):

@@ -9,6 +9,8 @@
       checkpoints/       ckpt-<step>.keras, the newest few
       backup/            the resumable training state
       logs/              TensorBoard
+
+RUN_DIR may be on any filesystem `tf.io.gfile` knows (`gs://...`), see `keras_mlm.fileio`.
 """
 
 import dataclasses
@@ -17,6 +19,7 @@ import os
 
 import yaml
 
+from keras_mlm import fileio
 from keras_mlm.errors import UserInputError
 
 MODEL_FILE, VOCAB_FILE, CONFIG_FILE = "model.keras", "vocab.txt", "config.yaml"  # VOCAB_FILE: a WordPiece run's
@@ -70,12 +73,12 @@ class LoadedRun:
 def read_run_config(run_dir):
     """RUN_DIR/config.yaml as a mapping ({} when there is none), with errors naming the file."""
     path = os.path.join(run_dir, CONFIG_FILE)
-    if not os.path.exists(path):
+    if not fileio.exists(path):
         return {}
     try:
-        with open(path, encoding="utf-8") as f:
+        with fileio.open(path, encoding="utf-8") as f:
             config = yaml.safe_load(f) or {}
-    except (OSError, UnicodeDecodeError, yaml.YAMLError) as e:
+    except (*fileio.read_errors(path), UnicodeDecodeError, yaml.YAMLError) as e:
         raise UserInputError(f"{path}: unreadable run configuration ({str(e).splitlines()[0]}); the file is damaged") from None
     if not isinstance(config, dict):
         raise UserInputError(f"{path}: not a run configuration (a mapping of sections); the file is damaged")
@@ -95,7 +98,7 @@ def find_vocabulary(run_dir):
     from keras_mlm.tokenizers.vocabulary import SAVED_NAMES
 
     names = list(SAVED_NAMES.values())  # vocab.txt, vocab-bpe, vocab.model
-    present = [n for n in names if os.path.exists(os.path.join(run_dir, n))]
+    present = [n for n in names if fileio.exists(os.path.join(run_dir, n))]
     if not present:
         raise UserInputError(
             f"{os.path.join(run_dir, names[0])}: vocabulary file not found (nor {names[1]}/ nor {names[2]}): the run folder "
@@ -146,12 +149,12 @@ def load_run(run_dir, model_path=None):
     from keras_mlm.tokenizers.vocabulary import Vocabulary
 
     run_dir = os.fspath(run_dir)
-    if not os.path.isdir(run_dir):
+    if not fileio.isdir(run_dir):
         raise UserInputError(f"{run_dir}: no such run directory")
     model_path = os.fspath(model_path) if model_path else os.path.join(run_dir, MODEL_FILE)
-    if not os.path.exists(model_path):
+    if not fileio.exists(model_path):
         raise UserInputError(f"{run_dir}: holds no {os.path.basename(model_path)} (has `keras-mlm pretrain` finished?)")
-    if not os.path.exists(os.path.join(run_dir, CONFIG_FILE)):
+    if not fileio.exists(os.path.join(run_dir, CONFIG_FILE)):
         raise UserInputError(f"{run_dir}: holds no {CONFIG_FILE} (the run's configuration); the folder is incomplete")
     config = read_run_config(run_dir)
     vocabulary_path = find_vocabulary(run_dir)

@@ -5,8 +5,8 @@ only fixes the special tokens, makes the result deterministic and writes it atom
 """
 
 import hashlib
-import os
 
+from keras_mlm import fileio
 from keras_mlm.errors import UserInputError
 
 PAD, UNK, CLS, SEP, MASK = "[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]"
@@ -19,14 +19,14 @@ SUFFIX_INDICATOR = "##"
 def load_vocabulary(path):
     """Reads a vocabulary file (one token per line) and checks that every special token is there."""
     try:
-        with open(path, encoding="utf-8") as f:
+        with fileio.open(path, encoding="utf-8") as f:
             tokens = [line.rstrip("\n") for line in f]
     except FileNotFoundError:
         raise UserInputError(f"{path}: vocabulary file not found") from None
     except UnicodeDecodeError as e:
         raise UserInputError(f"{path}: vocabulary is not UTF-8 (byte offset {e.start})") from None
-    except OSError as e:
-        raise UserInputError(f"{path}: cannot read vocabulary ({e.strerror})") from None
+    except fileio.read_errors(path) as e:
+        raise UserInputError(f"{path}: cannot read vocabulary ({getattr(e, 'strerror', None) or getattr(e, 'message', e)})") from None
     while tokens and tokens[-1] == "":
         tokens.pop()
     missing = [t for t in SPECIAL_TOKENS if t not in tokens]
@@ -65,13 +65,8 @@ def infer_lowercase(tokens):
 
 
 def write_vocabulary(tokens, path):
-    """Writes one token per line, atomically (temporary file + rename)."""
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "w", encoding="utf-8") as f:
-        f.write("\n".join(tokens) + "\n")
-    os.replace(tmp, path)
+    """Writes one token per line, atomically (temporary file + rename), on any filesystem (`fileio`)."""
+    fileio.write_atomic(path, "\n".join(tokens) + "\n")
 
 
 def train_vocabulary(inputs, vocabulary_size, lowercase=True, strip_accents=False):

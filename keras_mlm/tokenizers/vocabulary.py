@@ -34,6 +34,7 @@ import os
 
 import numpy as np
 
+from keras_mlm import fileio
 from keras_mlm.errors import UserInputError
 from keras_mlm.tokenizers import vocab as wordpiece_lib
 
@@ -126,12 +127,12 @@ class Vocabulary:
         path = os.fspath(path)
         if path.endswith(".model"):
             try:
-                with open(path, "rb") as f:
+                with fileio.open(path, "rb") as f:
                     return cls.from_sentencepiece(f.read(), path)
             except FileNotFoundError:
                 raise UserInputError(f"{path}: vocabulary file not found") from None
-        if os.path.isdir(path) or os.path.basename(path) == BPE_VOCAB:
-            folder = path if os.path.isdir(path) else os.path.dirname(path)
+        if fileio.isdir(path) or os.path.basename(path) == BPE_VOCAB:
+            folder = path if fileio.isdir(path) else os.path.dirname(path)
             return cls.from_bpe(*_read_bpe(folder), path)
         return cls.from_tokens(wordpiece_lib.load_vocabulary(path), lowercase)
 
@@ -141,11 +142,11 @@ class Vocabulary:
         if self.kind == "wordpiece":
             wordpiece_lib.write_vocabulary(list(self.tokens), path)
         elif self.kind == "bpe":
-            os.makedirs(path, exist_ok=True)
-            _write_atomic(os.path.join(path, BPE_VOCAB), json.dumps({t: i for i, t in enumerate(self.tokens)}, ensure_ascii=False).encode("utf-8"))
-            _write_atomic(os.path.join(path, BPE_MERGES), ("#version: 0.2\n" + "\n".join(self.merges) + "\n").encode("utf-8"))
+            fileio.makedirs(path)
+            fileio.write_atomic(os.path.join(path, BPE_VOCAB), json.dumps({t: i for i, t in enumerate(self.tokens)}, ensure_ascii=False))
+            fileio.write_atomic(os.path.join(path, BPE_MERGES), "#version: 0.2\n" + "\n".join(self.merges) + "\n")
         else:
-            _write_atomic(path, self.model_proto)
+            fileio.write_atomic(path, self.model_proto)
         return path
 
     def save_beside(self, directory):
@@ -277,7 +278,7 @@ def find_saved(directory):
     """The vocabulary `Vocabulary.save_beside` wrote in `directory` (whatever its kind), or None."""
     for name in SAVED_NAMES.values():
         path = os.path.join(directory, name)
-        if os.path.exists(path):
+        if fileio.exists(path):
             return path
     return None
 
@@ -295,12 +296,12 @@ def _specials_by_role(kind, tokens, path):
 def _read_bpe(folder):
     vocab_path, merges_path = os.path.join(folder, BPE_VOCAB), os.path.join(folder, BPE_MERGES)
     for p in (vocab_path, merges_path):
-        if not os.path.isfile(p):
+        if not fileio.isfile(p):
             raise UserInputError(f"{folder}: a BPE vocabulary folder needs {BPE_VOCAB} and {BPE_MERGES} ({p} not found)")
     try:
-        with open(vocab_path, encoding="utf-8") as f:
+        with fileio.open(vocab_path, encoding="utf-8") as f:
             vocabulary = json.load(f)
-        with open(merges_path, encoding="utf-8") as f:
+        with fileio.open(merges_path, encoding="utf-8") as f:
             merges = [line.rstrip("\n") for line in f if line.strip() and not line.startswith("#version")]
     except (UnicodeDecodeError, json.JSONDecodeError) as e:
         raise UserInputError(f"{folder}: unreadable BPE vocabulary ({e})") from None
@@ -329,15 +330,6 @@ def sentencepiece_proto_with_user_mask(vocabulary):
     proto = _parse_sentencepiece(vocabulary.model_proto, "vocabulary")
     proto.pieces[vocabulary.mask_id].type = sentencepiece_model_pb2.ModelProto.SentencePiece.USER_DEFINED
     return proto.SerializeToString()
-
-
-def _write_atomic(path, data):
-    directory = os.path.dirname(os.path.abspath(path))
-    os.makedirs(directory, exist_ok=True)
-    tmp = f"{path}.tmp-{os.getpid()}"
-    with open(tmp, "wb") as f:
-        f.write(data)
-    os.replace(tmp, path)
 
 
 @functools.lru_cache(maxsize=1)

@@ -1,11 +1,11 @@
 """Callbacks of a pre-training run: logging, checkpoints, resumable backups, stopping.
 
-Every file is written under a temporary name and renamed, so a run killed at any moment leaves only
-complete files. Steps are read from `optimizer.iterations`, which survives a resume, so TensorBoard
-curves and checkpoint names continue where the run stopped instead of starting again at 0.
+Every file is written under a temporary name and renamed (`fileio.atomic_save`, on any filesystem
+`tf.io.gfile` knows), so a run killed at any moment leaves only complete files. Steps are read from
+`optimizer.iterations`, which survives a resume, so TensorBoard curves and checkpoint names continue
+where the run stopped instead of starting again at 0.
 """
 
-import glob
 import json
 import math
 import os
@@ -16,28 +16,16 @@ import time
 import keras
 import tensorflow as tf
 
+from keras_mlm import fileio
 from keras_mlm.errors import UserInputError
+from keras_mlm.fileio import atomic_save
 
 
 def _step(model):
     return int(model.optimizer.iterations.numpy())
 
 
-def atomic_save(save, path):
-    """Calls `save(tmp_path)` and renames the result to `path` (same folder, so the rename is atomic)."""
-    directory, name = os.path.split(path)
-    os.makedirs(directory or ".", exist_ok=True)
-    stem, dot, ext = name.partition(".")
-    tmp = os.path.join(directory, f".{stem}.tmp-{os.getpid()}{dot}{ext}")
-    try:
-        save(tmp)
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.remove(tmp)
-
-
-TEMPORARY = re.compile(r"\.tmp-\d+")  # atomic_save's ".name.tmp-PID.ext", write_vocabulary's "name.tmp-PID"
+TEMPORARY = re.compile(r"\.tmp-\d+")  # atomic_save's ".name.tmp-PID.ext" (write_vocabulary's "name.tmp-PID" before it)
 
 
 def remove_stale_temporaries(directory):
@@ -47,22 +35,16 @@ def remove_stale_temporaries(directory):
     real files are never partial, and a rerun calls this first so no partial file stays behind.
     """
     removed = 0
-    for root, _, names in os.walk(directory):
+    for root, _, names in fileio.walk(directory):
         for name in names:
             if TEMPORARY.search(name):
-                os.remove(os.path.join(root, name))
+                fileio.remove(os.path.join(root, name))
                 removed += 1
     return removed
 
 
 def write_json(path, payload):
-    def save(tmp):
-        with open(tmp, "w", encoding="utf-8") as f:
-            json.dump(payload, f, indent=2)
-            f.flush()
-            os.fsync(f.fileno())
-
-    atomic_save(save, path)
+    fileio.write_atomic(path, json.dumps(payload, indent=2))
 
 
 class StopAtStep(keras.callbacks.Callback):
@@ -201,14 +183,14 @@ class Validation(keras.callbacks.Callback):
         self.should_run = should_run
         self.writer = tf.summary.create_file_writer(log_dir) if enabled else None
         self.history, self.best = [], None
-        if resume_from and os.path.exists(resume_from):
-            with open(resume_from, encoding="utf-8") as f:
+        if resume_from and fileio.exists(resume_from):
+            with fileio.open(resume_from, encoding="utf-8") as f:
                 saved = json.load(f)
             self.history = [e for e in saved.get("history", []) if e["step"] <= start_step]
             best = saved.get("best")
             # The best model saved by the earlier run (in RUN_DIR, beside `resume_from`): every worker of a
             # multi-worker run decides from these same files, so they save (collectively) at the same steps.
-            kept = best_path and os.path.exists(os.path.join(os.path.dirname(resume_from), os.path.basename(best_path)))
+            kept = best_path and fileio.exists(os.path.join(os.path.dirname(resume_from), os.path.basename(best_path)))
             self.best = best if best and best["step"] <= start_step and kept else None
 
     def on_train_batch_end(self, batch, logs=None):
@@ -278,11 +260,11 @@ class RollingCheckpoint(keras.callbacks.Callback):
             return
         step = _step(self.model)
         atomic_save(self.model.save, os.path.join(self.directory, f"ckpt-{step:08d}.keras"))
-        for old in sorted(glob.glob(os.path.join(self.directory, "ckpt-*.keras")))[: -self.keep]:
-            os.remove(old)
+        for old in sorted(fileio.glob(os.path.join(self.directory, "ckpt-*.keras")))[: -self.keep]:
+            fileio.remove(old)
 
     def latest(self):
-        found = sorted(glob.glob(os.path.join(self.directory, "ckpt-*.keras")))
+        found = sorted(fileio.glob(os.path.join(self.directory, "ckpt-*.keras")))
         return found[-1] if found else None
 
 
@@ -308,9 +290,9 @@ class ResumableBackup(keras.callbacks.Callback):
     def restore(self, model):
         """Loads the saved state into a built, compiled model; returns the epoch to start at (0 if none)."""
         meta_path = os.path.join(self.directory, self.META)
-        if not os.path.exists(meta_path):
+        if not fileio.exists(meta_path):
             return 0
-        with open(meta_path, encoding="utf-8") as f:
+        with fileio.open(meta_path, encoding="utf-8") as f:
             meta = json.load(f)
         if not model.optimizer.built:
             model.optimizer.build(model.trainable_variables)
@@ -325,11 +307,12 @@ class ResumableBackup(keras.callbacks.Callback):
         if not self.enabled or not self.should_save():
             return
         # The weights go to a new file name first, then the metadata that points at it is renamed in:
-        # whenever the process dies, state.json names a complete weights file.
+        # whenever the process dies, state.json names a complete weights file (also where a "rename"
+        # is a copy, on object stores).
         step = _step(self.model)
         name = f"state-{step:08d}.weights.h5"
         atomic_save(self.model.save_weights, os.path.join(self.directory, name))
         write_json(os.path.join(self.directory, self.META), {"epoch": epoch + 1, "step": step, "batches": self.batches, "state": name})
-        for old in glob.glob(os.path.join(self.directory, "state-*.weights.h5")):
+        for old in fileio.glob(os.path.join(self.directory, "state-*.weights.h5")):
             if os.path.basename(old) != name:
-                os.remove(old)
+                fileio.remove(old)

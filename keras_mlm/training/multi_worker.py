@@ -25,6 +25,7 @@ import sys
 import tempfile
 import time
 
+from keras_mlm import fileio
 from keras_mlm.errors import UserInputError
 
 POLL_SECONDS = 0.2
@@ -78,7 +79,7 @@ def _prepare_once(config, data, vocab, run_dir, eval_data):
     from keras_mlm.training.pretrain import resolve_shards
 
     tokens = vocab_lib.load_vocabulary(vocab)
-    os.makedirs(run_dir, exist_ok=True)
+    fileio.makedirs(run_dir)
     resolve_shards(data, tokens, config, run_dir)
     if eval_data is not None:
         resolve_shards(eval_data, tokens, config, run_dir, "eval_data")

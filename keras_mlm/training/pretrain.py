@@ -11,6 +11,10 @@ to read quickly), the rows against the model's positions, the run folder of `ini
 `init_from` (continued pre-training, see init_from.py), `eval_data` (validation while training),
 `training.max_time` (a run planned for a time budget, see time_budget.py) and `training.precision`
 "auto" (see strategy.resolve_precision).
+
+RUN_DIR, the data and the vocabulary may be on any filesystem `tf.io.gfile` knows (`gs://...`), see
+`keras_mlm.fileio`: every file of the run goes through it (and Keras and TensorBoard, which take such
+paths too).
 """
 
 import dataclasses
@@ -26,6 +30,7 @@ import time
 import keras
 import tensorflow as tf
 
+from keras_mlm import fileio
 from keras_mlm.data.dataset import pretraining_dataset
 from keras_mlm.data.pairs import pair_pretraining_dataset
 from keras_mlm.data.prepare import MANIFEST, prepare, read_manifest
@@ -76,7 +81,7 @@ class TrainingDiverged(UserInputError):
 def _shards_directory(data):
     """The shards directory `data` names, or None when it is text to prepare."""
     paths = [data] if isinstance(data, (str, os.PathLike)) else list(data)
-    return os.fspath(paths[0]) if len(paths) == 1 and os.path.isfile(os.path.join(paths[0], MANIFEST)) else None
+    return os.fspath(paths[0]) if len(paths) == 1 and fileio.isfile(os.path.join(paths[0], MANIFEST)) else None
 
 
 def _check_vocabulary(directory, manifest, vocabulary):
@@ -101,7 +106,7 @@ def resolve_shards(data, vocabulary, config, run_dir, name="data"):
 
 
 def _prepared(target, vocabulary, config):
-    if not os.path.isfile(os.path.join(target, MANIFEST)):
+    if not fileio.isfile(os.path.join(target, MANIFEST)):
         return False
     manifest = read_manifest(target)
     return manifest["vocab_sha256"] == vocabulary.sha256 and manifest["seq_len"] == config.data.seq_len
@@ -255,7 +260,7 @@ def pretrain(config, data, vocab, run_dir, verbose="auto", init_from=None, eval_
     vocabulary = as_vocabulary(vocab, config.data.lowercase)  # the Vocabulary object, passed whole from here on
     source = None
     if init_from is not None:
-        if os.path.realpath(init_from) == os.path.realpath(run_dir):
+        if fileio.realpath(init_from) == fileio.realpath(run_dir):
             raise UserInputError(f"--init-from {init_from} is the --out folder: a continued run needs its own folder")
         source = init_lib.read_source(init_from, vocab, vocabulary)
         config = init_lib.continued_config(config, source)
@@ -278,18 +283,18 @@ def pretrain(config, data, vocab, run_dir, verbose="auto", init_from=None, eval_
     if given is not None:
         config = _with_seq_len(config, read_manifest(given)["seq_len"])
     positions = config.encoder_config(len(vocabulary)).max_sequence_length
-    first_start = not os.path.exists(os.path.join(run_dir, "backup", cb.ResumableBackup.META))
+    first_start = not fileio.exists(os.path.join(run_dir, "backup", cb.ResumableBackup.META))
     if given is not None:
         _check_shards(given, vocabulary, positions, first_start, "training")
     elif config.data.seq_len > positions:
         raise UserInputError(f"--seq-len {config.data.seq_len} exceeds the model's {positions} positions")
     if eval_data is not None and _shards_directory(eval_data) is not None:
         _check_shards(_shards_directory(eval_data), vocabulary, positions, first_start, "evaluation")
-    extra = {"init_from": os.path.abspath(init_from) if init_from is not None else None}
+    extra = {"init_from": fileio.abspath(init_from) if init_from is not None else None}
     _check_same_run(run_dir, {**config.to_dict(len(vocabulary)), **extra})
 
     if chief:
-        os.makedirs(run_dir, exist_ok=True)
+        fileio.makedirs(run_dir)
         cb.remove_stale_temporaries(run_dir)  # [faults] partial files of a killed earlier run
     # [distributed] Only the chief writes RUN_DIR. The other workers of a multi-worker run write their
     # checkpoints, backups and (if they must prepare text themselves) shards to a scratch folder that
@@ -323,8 +328,8 @@ def _pretrain(config, data, vocabulary, run_dir, out_dir, strategy, chief, verbo
     _say(talk, f"precision: {precision} ({reason})")
     extra = {
         **extra,
-        "data_dir": os.path.abspath(shards),
-        "eval_data_dir": os.path.abspath(eval_shards) if eval_shards else None,
+        "data_dir": fileio.abspath(shards),
+        "eval_data_dir": fileio.abspath(eval_shards) if eval_shards else None,
         "precision_requested": training.precision,
     }
     config = dataclasses.replace(config, training=dataclasses.replace(training, precision=precision))
@@ -353,8 +358,8 @@ def _pretrain(config, data, vocabulary, run_dir, out_dir, strategy, chief, verbo
 
     backup_meta = os.path.join(run_dir, "backup", cb.ResumableBackup.META)
     start_step = 0
-    if os.path.exists(backup_meta):
-        with open(backup_meta, encoding="utf-8") as f:
+    if fileio.exists(backup_meta):
+        with fileio.open(backup_meta, encoding="utf-8") as f:
             start_step = int(json.load(f)["step"])
 
     pair = PAIR_OBJECTIVES[training.objective]

@@ -12,10 +12,10 @@ Flags override the file; the resolved result (with the model's full sizes) is sa
 
 import dataclasses
 import json
-import os
 
 import yaml
 
+from keras_mlm import fileio
 from keras_mlm.data.prepare import DataConfig
 from keras_mlm.errors import UserInputError
 from keras_mlm.masking import MaskingConfig
@@ -146,10 +146,10 @@ def build_run_config(file_values=None, overrides=None, source="config"):
 
 def load_config_file(path):
     """Reads a YAML or JSON config file into a mapping, with errors naming the file."""
-    if not os.path.exists(path):
+    if not fileio.isfile(path):
         raise UserInputError(f"{path}: config file not found")
     try:
-        with open(path, encoding="utf-8") as f:
+        with fileio.open(path, encoding="utf-8") as f:
             values = json.load(f) if path.endswith(".json") else yaml.safe_load(f)
     except (yaml.YAMLError, json.JSONDecodeError) as e:
         raise UserInputError(f"{path}: not valid {'JSON' if path.endswith('.json') else 'YAML'} ({str(e).splitlines()[0]})") from None
@@ -161,8 +161,6 @@ def load_config_file(path):
 
 
 def save_config(path, run_config, vocabulary_size, extra=None):
-    from keras_mlm.training.callbacks import atomic_save
-
     payload = run_config.to_dict(vocabulary_size)
     payload.update(extra or {})
 
@@ -170,4 +168,4 @@ def save_config(path, run_config, vocabulary_size, extra=None):
         with open(tmp, "w", encoding="utf-8") as f:
             yaml.safe_dump(payload, f, sort_keys=False)
 
-    atomic_save(save, path)
+    fileio.atomic_save(save, path)

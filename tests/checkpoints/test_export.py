@@ -163,3 +163,17 @@ def test_export_is_atomic_and_refuses_a_non_empty_folder(tmp_path):
     with pytest.raises(UserInputError, match="--format 'onnx'"):
         export_weights(str(tmp_path / "run"), "onnx", str(tmp_path / "x"))
     assert sorted(os.listdir(tmp_path)) == ["hf", "run"]  # no temporary left behind
+
+
+def test_export_and_import_read_and_write_folders_on_ram(tmp_path):
+    """A run and the folders written from it on a filesystem of tf.io.gfile's (ram://, standing for gs://)."""
+    from keras_mlm import fileio
+
+    _native_run(str(tmp_path / "a"))
+    run, hf, b = fileio.copy_tree(str(tmp_path / "a"), "ram://test_export/run"), "ram://test_export/hf", "ram://test_export/b"
+    result = export_weights(run, "hf", hf)
+    assert float(result.check.split("max |diff| ")[1].split()[0]) < TOLERANCE  # keras-hub loaded it from ram://
+    with pytest.raises(UserInputError, match="already exists and is not empty"):
+        export_weights(run, "hf", hf)
+    import_checkpoint(fileio.copy_tree(hf, str(tmp_path / "hf")), b)  # the readers of sources read local files
+    _assert_identical(load_run(str(tmp_path / "a")).model, load_run(b).model)

@@ -17,12 +17,10 @@ REPO = HERE.parents[1]
 sys.path.insert(0, str(HERE))  # tiny_run.py, the tiny-run helper beside these tests (pytest uses importlib mode)
 
 from tiny_run import (
-    SEQ_LEN,
-    TINY_MODEL,
     load_checkpoint_weights,
     max_difference,
+    pretrain_flags,
     run,
-    tiny_config,
     write_corpus,
 )
 
@@ -32,13 +30,8 @@ KILLED_RUN = {"steps": 60, "checkpoint_every": 4, "learning_rate": 3e-3}
 
 
 def pretrain_command(corpus, run_dir, *extra, **training):
-    config = tiny_config(**training).training
-    flags = ["--steps", config.steps, "--batch-size", config.batch_size, "--learning-rate", config.learning_rate,
-             "--checkpoint-every", config.checkpoint_every, "--log-every", config.log_every, "--sample-every",
-             config.sample_every, "--warmup-fraction", config.warmup_fraction, "--seed", config.seed, "--precision", config.precision]  # fmt: skip
-    model = [f"--model={k}={v}" for k, v in TINY_MODEL.items()]
     return [sys.executable, "-m", "keras_mlm.cli.main", "pretrain", "--data", corpus / "corpus.txt", "--vocab", corpus / "vocab.txt",
-            "--out", run_dir, "--preset", "tiny", "--seq-len", SEQ_LEN, *model, *map(str, flags), *extra]  # fmt: skip
+            "--out", run_dir, *pretrain_flags(**training), *extra]  # fmt: skip
 
 
 def start(command, log):

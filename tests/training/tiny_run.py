@@ -53,6 +53,16 @@ def tiny_config(architecture=None, model=None, **training):
                              "data": {"seq_len": SEQ_LEN}, "training": defaults})
 
 
+def pretrain_flags(**training):
+    """`tiny_config(**training)` as `keras-mlm pretrain` flags (all but --data, --vocab and --out)."""
+    config = tiny_config(**training).training
+    flags = ["--steps", config.steps, "--batch-size", config.batch_size, "--learning-rate", config.learning_rate,
+             "--checkpoint-every", config.checkpoint_every, "--log-every", config.log_every, "--sample-every",
+             config.sample_every, "--warmup-fraction", config.warmup_fraction, "--seed", config.seed, "--precision", config.precision]  # fmt: skip
+    model = [f"--model={k}={v}" for k, v in TINY_MODEL.items()]
+    return ["--preset", "tiny", "--seq-len", str(SEQ_LEN), *model, *map(str, flags)]
+
+
 def weights_of(model):
     return [np.asarray(w) for w in model.get_weights()]
 
