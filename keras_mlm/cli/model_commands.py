@@ -18,6 +18,8 @@ TRAINING_FLAGS = {
     "keep_checkpoints": (int, "newest checkpoints kept"),
     "warmup_fraction": (float, "share of the planned steps spent warming up linearly from 0"),
     "decay": (str, "after warm-up: linear or cosine"),
+    "decay_fraction": (float, "share of the planned steps, at the end, over which the learning rate decays; before it the peak is held "
+                              "(1: decay over every step after warm-up, as BERT; 0.2: warm-up-stable-decay)"),
     "weight_decay": (float, "AdamW weight decay (not on LayerNorm and biases)"),
     "clip_norm": (float, "global gradient-norm clipping; 0: off"),
     "log_every": (int, "steps between TensorBoard scalars, and log lines when stdout is not a terminal"),

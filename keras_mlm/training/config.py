@@ -38,6 +38,7 @@ class TrainingConfig:
     learning_rate: float = 1e-3  # peak, reached at the end of warm-up
     warmup_fraction: float = 0.1  # share of the planned steps spent warming up linearly from 0
     decay: str = "linear"  # after warm-up: "linear" or "cosine" down to end_learning_rate
+    decay_fraction: float = 1.0  # share of the planned steps, at the end, spent decaying; before it the peak is held (1: all steps after warm-up)
     end_learning_rate: float = 0.0
     weight_decay: float = 0.01  # AdamW; LayerNorm parameters and biases are excluded
     beta_1: float = 0.9
@@ -80,6 +81,8 @@ class TrainingConfig:
             raise UserInputError(f"training.learning_rate must be > 0, got {self.learning_rate}")
         if not 0 <= self.warmup_fraction < 1:
             raise UserInputError(f"training.warmup_fraction must be in [0, 1), got {self.warmup_fraction}")
+        if not 0 < self.decay_fraction <= 1:
+            raise UserInputError(f"training.decay_fraction must be in (0, 1], got {self.decay_fraction}")
         for name, allowed in (("decay", DECAYS), ("precision", PRECISIONS), ("strategy", STRATEGIES), ("objective", OBJECTIVES)):
             if getattr(self, name) not in allowed:
                 raise UserInputError(f"training.{name} must be one of {', '.join(allowed)}, got {getattr(self, name)!r}")
@@ -95,6 +98,10 @@ class TrainingConfig:
 
     def warmup_steps_of(self, total_steps):
         return int(total_steps * self.warmup_fraction)
+
+    def decay_steps_of(self, total_steps):
+        """Steps of the decay at the end (None: every step after warm-up)."""
+        return None if self.decay_fraction >= 1 else max(1, round(total_steps * self.decay_fraction))
 
     @property
     def warmup_steps(self):

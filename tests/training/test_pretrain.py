@@ -195,16 +195,6 @@ def test_rerun_with_another_model_is_refused(corpus, tmp_path):
         pretrain(other, data, vocab, str(tmp_path), verbose=0)
 
 
-def test_warmup_then_linear_and_cosine_decay():
-    from keras_mlm.training.optimizer import WarmupDecay
-
-    linear = WarmupDecay(1.0, 10, 110, "linear")
-    cosine = WarmupDecay(1.0, 10, 110, "cosine")
-    got = [float(linear(s)) for s in (0, 5, 10, 60, 110, 200)]
-    assert got == pytest.approx([0.0, 0.5, 1.0, 0.5, 0.0, 0.0])
-    assert float(cosine(60)) == pytest.approx(0.5) and float(cosine(35)) == pytest.approx(0.5 + 0.5 * np.cos(np.pi / 4))
-
-
 def test_weight_decay_skips_layer_norm_and_biases():
     from keras_mlm.models import EncoderConfig, build_masked_lm
     from keras_mlm.training.config import TrainingConfig
