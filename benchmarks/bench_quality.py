@@ -1,6 +1,7 @@
 """Quality per CPU-minute: keras-mlm's defaults against the keras.io guide recipe on keras-hub, at equal wall-clock.
 
-    python benchmarks/bench_quality.py [--minutes 5 15 60] [--seeds 0 1 2] [--work runs/bench_quality]
+    python benchmarks/bench_quality.py [--minutes 5 15 60] [--seeds 0 1 2] [--work runs/bench_quality] [--paired]
+    python benchmarks/bench_quality.py --only keras-mlm --label wsd --pretrain-flag=--decay-fraction=0.2   # a candidate
 
 Both recipes train on the same text with the same WordPiece vocabulary and the same model size (3 layers,
 hidden 256, feed-forward 512, 4 heads; batch 32 x 128), each for the same wall-clock budget on this
@@ -9,7 +10,11 @@ machine, and both are scored on the same held-out rows with keras-mlm's fixed ev
 The Adventures of Sherlock Holmes, A Tale of Two Cities, Dracula. Printed per budget and seed: masked
 loss (nats), accuracy and perplexity; then the mean over seeds and keras-mlm's margin.
 
-keras-mlm runs through its CLI, defaults unless a flag is the point: `keras-mlm pretrain --max-time`.
+keras-mlm runs through its CLI, defaults unless a flag is the point: `keras-mlm pretrain --max-time`
+(its data preparation counts in the budget, as the guide's tokenization does). A gated feed-forward
+(the modern encoder's GeGLU) gets 2/3 of the feed-forward width, so both models have the same parameters.
+`--paired` runs the two recipes at the same time, one core each (taskset), so whatever else the machine
+does falls on both alike; results of every invocation collect in WORK/results.json (label/minutes/seed).
 
 The guide recipe ("Pretraining a Transformer from scratch with KerasHub", keras.io), written from its
 description on keras-hub layers: TokenAndPositionEmbedding -> LayerNorm(1e-5) -> Dropout(0.1) -> 3 x
@@ -36,6 +41,22 @@ ROOT = Path(__file__).resolve().parents[1]
 CORPORA = ROOT / ".." / "shared" / "corpora"
 HELD_OUT = ("pg1661_adventures_of_sherlock_holmes.txt", "pg98_tale_of_two_cities.txt", "pg345_dracula.txt")
 MODEL = {"num_layers": 3, "hidden_dim": 256, "intermediate_dim": 512, "num_heads": 4}
+
+
+def model_flags(pretrain_flags):
+    """`--model` flags of MODEL's size for the architecture keras-mlm will train (its default unless a flag
+    names one). A gated feed-forward (modern: GeGLU) has three matrices where BERT's has two, so its
+    `intermediate_dim` (the width of each branch) is 2/3 of MODEL's, rounded to 8: the same parameters."""
+    from keras_mlm.training.run_config import DEFAULT_ARCHITECTURE
+
+    architecture = DEFAULT_ARCHITECTURE
+    for flag in pretrain_flags:
+        if flag.startswith("--architecture="):
+            architecture = flag.split("=", 1)[1]
+    sizes = dict(MODEL)
+    if architecture == "modern":
+        sizes["intermediate_dim"] = 8 * round(2 * MODEL["intermediate_dim"] / 3 / 8)
+    return [f"--model={k}={v}" for k, v in sizes.items()]
 SEQ_LEN, BATCH = 128, 32
 
 
@@ -122,6 +143,8 @@ def main():
     parser.add_argument("--vocab-size", type=int, default=8192)
     parser.add_argument("--work", default="runs/bench_quality")
     parser.add_argument("--only", choices=["keras-mlm", "guide"], default=None)
+    parser.add_argument("--label", default="keras-mlm", help="name of keras-mlm's runs under --work (tuning candidates share the vocabulary and held-out rows)")
+    parser.add_argument("--paired", action="store_true", help="run keras-mlm and the guide at the same time, one core each (taskset)")
     parser.add_argument("--pretrain-flag", action="append", default=[], help="extra flag for keras-mlm pretrain (repeatable), e.g. --pretrain-flag=--learning-rate=2e-3")
     args = parser.parse_args()
 
@@ -143,14 +166,32 @@ def main():
         subprocess.run([*cli, "prepare", *map(str, held_out), "--vocab", str(vocab), "--seq-len", str(SEQ_LEN), "--out", str(held_out_shards)], check=True)
 
     results = {}
-    for minutes in args.minutes:
+    if args.paired:
+        # Each (budget, seed): keras-mlm on core 1 and the guide on core 0, started together, so the two
+        # recipes share whatever else the machine does; each process sees one core.
+        for minutes in args.minutes:
+            for seed in args.seeds:
+                common = ["--minutes", f"{minutes:g}", "--seeds", str(seed), "--work", str(work), "--vocab-size", str(args.vocab_size)]
+                ours = [*common, "--only", "keras-mlm", "--label", args.label, *(f"--pretrain-flag={f}" for f in args.pretrain_flag)]
+                jobs = [subprocess.Popen(["taskset", "-c", core, sys.executable, __file__, *flags], stdout=subprocess.PIPE, text=True)
+                        for core, flags in (("1", ours), ("0", [*common, "--only", "guide"]))]
+                for job in jobs:
+                    output, _ = job.communicate()
+                    print("\n".join(line for line in output.splitlines() if " min seed " in line), flush=True)
+                    if job.returncode:
+                        raise SystemExit(f"a paired run failed (exit {job.returncode})")
+        saved = json.loads((work / "results.json").read_text())
+        for key, score in saved.items():
+            label, minutes, seed = key.split("/")
+            if label in (args.label, "guide") and float(minutes) in args.minutes and int(seed) in args.seeds:
+                results[("keras-mlm" if label == args.label else "guide", float(minutes), int(seed))] = score
+    for minutes in args.minutes if not args.paired else ():
         for seed in args.seeds:
             if args.only != "guide":
-                out = work / f"keras-mlm-{minutes:g}m-seed{seed}"
-                model_flags = [f"--model={k}={v}" for k, v in MODEL.items()]
+                out = work / f"{args.label}-{minutes:g}m-seed{seed}"
                 subprocess.run([*cli, "pretrain", "--data", *map(str, train_files), "--vocab", str(vocab), "--out", str(out),
                                 "--max-time", f"{minutes:g}m", "--batch-size", str(BATCH), "--seq-len", str(SEQ_LEN), "--seed", str(seed),
-                                *model_flags, *args.pretrain_flag], check=True, stdout=open(log, "a"), stderr=subprocess.STDOUT)
+                                *model_flags(args.pretrain_flag), *args.pretrain_flag], check=True, stdout=open(log, "a"), stderr=subprocess.STDOUT)
                 run = load_run(str(out))
                 score = evaluate(run.model, tokens, str(held_out_shards))
                 score["steps"] = json.loads((out / "summary.json").read_text())["step"]
@@ -165,16 +206,31 @@ def main():
                 print(f"guide     {minutes:g} min seed {seed}: loss {score['loss']:.3f} accuracy {score['accuracy']:.3f} "
                       f"perplexity {score['perplexity']:.1f} ({steps} steps)", flush=True)
 
-    print(f"\nmachine: {platform.processor() or platform.machine()}, {os.cpu_count()} CPU cores; held-out masked tokens: "
-          f"{next(iter(results.values()))['tokens']:,}")
-    print("| budget | keras-mlm loss (mean of seeds) | guide loss | keras-mlm margin (nats) |\n|---|---:|---:|---:|")
+    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.machine())
+    print(f"\nmachine: {cpu}, {os.cpu_count()} CPU cores{' (one core per recipe, both at once)' if args.paired else ''}; "
+          f"held-out masked tokens: {next(iter(results.values()))['tokens']:,}")
+    print("| budget | keras-mlm loss (mean +/- sd of seeds) | steps | guide loss | steps | keras-mlm margin (nats) |\n|---|---:|---:|---:|---:|---:|")
     for minutes in args.minutes:
         means = {}
         for recipe in ("keras-mlm", "guide"):
-            losses = [results[(recipe, minutes, s)]["loss"] for s in args.seeds if (recipe, minutes, s) in results]
-            means[recipe] = sum(losses) / len(losses) if losses else float("nan")
-        print(f"| {minutes:g} min | {means['keras-mlm']:.3f} | {means['guide']:.3f} | {means['guide'] - means['keras-mlm']:+.3f} |")
-    (work / "results.json").write_text(json.dumps({f"{r}/{m:g}/{s}": v for (r, m, s), v in results.items()}, indent=2))
+            scores = [results[(recipe, minutes, s)] for s in args.seeds if (recipe, minutes, s) in results]
+            losses = [s["loss"] for s in scores]
+            mean = sum(losses) / len(losses) if losses else float("nan")
+            sd = (sum((x - mean) ** 2 for x in losses) / (len(losses) - 1)) ** 0.5 if len(losses) > 1 else 0.0
+            steps = sum(s["steps"] for s in scores) / len(scores) if scores else float("nan")
+            means[recipe] = (mean, sd, steps)
+        (ours, ours_sd, our_steps), (guide, guide_sd, guide_steps) = means["keras-mlm"], means["guide"]
+        print(f"| {minutes:g} min | {ours:.3f} +/- {ours_sd:.3f} | {our_steps:.0f} | {guide:.3f} +/- {guide_sd:.3f} | {guide_steps:.0f} | {guide - ours:+.3f} |")
+    # Every result of every invocation, keyed label/minutes/seed ("guide" for the guide recipe).
+    import fcntl
+
+    with open(work / "results.lock", "w") as lock:  # two invocations at once (one per core) merge in turn
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        saved = json.loads((work / "results.json").read_text()) if (work / "results.json").exists() else {}
+        saved.update({f"{args.label if r == 'keras-mlm' else r}/{m:g}/{s}": v for (r, m, s), v in results.items()})
+        tmp = work / f"results.json.tmp{os.getpid()}"
+        tmp.write_text(json.dumps(saved, indent=2))
+        tmp.replace(work / "results.json")
 
 
 if __name__ == "__main__":

@@ -11,6 +11,7 @@ DEMO_EXAMPLES = ("paris is the [MASK] of france", "the [MASK] brown [MASK] jumps
 DEMO_ANSWER = "capital"  # the true word of the first example, for the illustration's loss
 DEMO_VOCAB_SIZE = 1000
 DEMO_TRAINING = dict(steps=2000, batch_size=64, learning_rate=2e-3, checkpoint_every=500, log_every=50, sample_every=500, warmup_fraction=0.1)
+DEMO_SELECTION_RATE = 0.15
 DEMO_SEQ_LEN = 32  # short rows escape the unigram plateau sooner than 64 at the same tokens per step (measured)
 
 
@@ -39,7 +40,10 @@ def run_demo(out=None, steps=None, seed=0, verbose="auto", illustration=None):
     if steps is not None:
         training["steps"] = steps
         training["checkpoint_every"] = min(training["checkpoint_every"], steps)
-    config = build_run_config({"preset": "tiny", "data": {"seq_len": DEMO_SEQ_LEN}, "training": training}, source="demo")
+    # The default architecture (modern) at BERT's 15% masking: on this corpus of fixed phrases 30% (the
+    # default) put "deer" (0.38) above "fox" (0.22) in the second example; 15% gives fox 0.77, capital 0.999.
+    config = build_run_config({"preset": "tiny", "masking": {"selection_rate": DEMO_SELECTION_RATE}, "data": {"seq_len": DEMO_SEQ_LEN},
+                               "training": training}, source="demo")
     pretrain(config, info["path"], vocab, out, verbose=verbose)
     run = load_run(out)
     if illustration is not None:

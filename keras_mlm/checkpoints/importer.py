@@ -101,7 +101,7 @@ def import_checkpoint(source, out, seq_len=None, seed=0, overwrite=False):
     model = build_masked_lm_from(checkpoint, seed=seed)
     head = "imported" if checkpoint.has_head else "initialised"
     model_fields = {k: v for k, v in checkpoint.encoder.to_dict().items() if k != "vocabulary_size"}
-    run_config = RunConfig(preset=_preset_name(checkpoint.encoder), model=model_fields, data=data)
+    run_config = RunConfig(architecture="bert", preset=_preset_name(checkpoint.encoder), model=model_fields, data=data)
     imported = {"format": fmt.FORMAT, "source": os.path.abspath(source), "head": head}
     if checkpoint.head_activation is not None:
         imported["head_activation"] = checkpoint.head_activation

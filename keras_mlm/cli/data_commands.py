@@ -10,7 +10,8 @@ from keras_mlm.errors import UserInputError
 def add_masking_arguments(parser):
     """Masking flags shared by every verb that masks (defaults: BERT's 15% and 80/10/10)."""
     group = parser.add_argument_group("masking")
-    group.add_argument("--selection-rate", type=float, default=None, help="fraction of tokens selected (default: 0.15)")
+    group.add_argument("--selection-rate", type=float, default=None, help="fraction of tokens selected (default: 0.15, BERT's; pretrain --architecture modern, "
+                       "the default architecture: 0.3, see README 'The default recipe')")
     group.add_argument("--mask-token-rate", type=float, default=None, help="of the selected, fraction set to [MASK] (default: 0.8)")
     group.add_argument("--random-token-rate", type=float, default=None, help="of the selected, fraction set to a random token (default: 0.1)")
     group.add_argument("--keep-rate", type=float, default=None, help="of the selected, fraction left as is (default: the rest)")

@@ -45,8 +45,9 @@ def _default_text(field):
 def add_training_arguments(parser):
     group = parser.add_argument_group("training (override --config)")
     group.add_argument("--config", default=None, help="YAML/JSON file with architecture/preset/model/data/masking/training sections (default: none)")
-    group.add_argument("--architecture", default=None, help="bert, roberta, albert, modern, electra or xlnet (default: bert; with --init-from: the source's). "
-                       "roberta reads a byte-level BPE vocabulary and defaults to RoBERTa's optimizer settings")
+    group.add_argument("--architecture", default=None, help="modern, bert, roberta, albert, electra or xlnet (default: modern, the best held-out model per "
+                       "CPU-minute measured by benchmarks/bench_quality.py; bert for a checkpoint other BERT tools read; with "
+                       "--init-from: the source's). roberta reads a byte-level BPE vocabulary and defaults to RoBERTa's optimizer settings")
     group.add_argument("--preset", default=None, help="tiny, mini, small, medium, base, large, and the architecture's own (albert: xlarge, xxlarge; modern: "
                        "modernbert-base, modernbert-large; electra: electra-small, electra-base, electra-large; xlnet: xlnet-base, xlnet-large) "
                        "(default: tiny; with --init-from: the source's)")
@@ -89,7 +90,18 @@ def run_config_from_args(args):
         "masking": {field: getattr(args, dest) for field, dest in MASKING_FLAGS.items()},
         "training": training,
     }
-    return build_run_config(file_values, overrides, source=args.config or "flags")
+    return build_run_config(file_values, overrides, source=args.config or "flags", default_architecture=_folder_architecture(args))
+
+
+def _folder_architecture(args):
+    """The architecture of the --init-from source, or of the run --out already holds (a resume): what a
+    command that names none continues with, its defaults and objectives included (None: neither)."""
+    from keras_mlm.inference.run import read_run_config
+    from keras_mlm.training.run_config import LEGACY_ARCHITECTURE
+
+    folder = getattr(args, "init_from", None) or getattr(args, "out", None)
+    config = read_run_config(folder) if folder else {}
+    return (config.get("architecture") or LEGACY_ARCHITECTURE) if config else None
 
 
 def _pretrain(args):

@@ -16,7 +16,7 @@ import dataclasses
 import os
 
 from keras_mlm.errors import UserInputError
-from keras_mlm.training.run_config import DEFAULT_ARCHITECTURE, config_class
+from keras_mlm.training.run_config import LEGACY_ARCHITECTURE, config_class
 
 REQUIRED = ("vocabulary_size", "num_layers", "hidden_dim", "num_heads", "intermediate_dim")
 ADJUSTABLE = ("dropout", "initializer_range")
@@ -31,7 +31,7 @@ class Source:
     directory: str
     run: object  # keras_mlm.inference.run.LoadedRun
     encoder: dict  # the source's config fields (of its architecture's config class)
-    architecture: str = DEFAULT_ARCHITECTURE
+    architecture: str = LEGACY_ARCHITECTURE
 
 
 def read_source(init_from, vocab_path, tokens):
@@ -51,7 +51,7 @@ def read_source(init_from, vocab_path, tokens):
             f"a continued run keeps its source's vocabulary: pass --vocab {saved}"
         )
     section = run.config.get("model")
-    architecture = run.config.get("architecture") or DEFAULT_ARCHITECTURE
+    architecture = run.config.get("architecture") or LEGACY_ARCHITECTURE
     fields = [f.name for f in dataclasses.fields(config_class(architecture, f"--init-from {directory}: config.yaml"))]
     if not isinstance(section, dict) or any(name not in section for name in REQUIRED):
         raise UserInputError(f"--init-from {directory}: its config.yaml has no complete 'model' section (the encoder's sizes)")

@@ -55,7 +55,7 @@ from keras_mlm.training import callbacks as cb
 from keras_mlm.training import init_from as init_lib
 from keras_mlm.training import time_budget
 from keras_mlm.training.optimizer import make_optimizer
-from keras_mlm.training.run_config import save_config, vocabulary_kinds_of
+from keras_mlm.training.run_config import DEFAULT_ARCHITECTURE, LEGACY_ARCHITECTURE, save_config, vocabulary_kinds_of
 from keras_mlm.training.strategy import (
     any_worker,
     check_jit_compile,
@@ -202,10 +202,11 @@ def _check_same_run(run_dir, new_config):
     old = read_run_config(run_dir)
     if not old:
         return
-    if (old.get("architecture") or "bert") != new_config["architecture"]:
+    held = old.get("architecture") or LEGACY_ARCHITECTURE
+    if held != new_config["architecture"]:
         raise UserInputError(
-            f"{run_dir}: holds a {old.get('architecture') or 'bert'} run, not {new_config['architecture']}; "
-            "use a new --out or delete the folder to start over"
+            f"{run_dir}: holds a {held} run, not {new_config['architecture']}; pass --architecture {held} to resume it, "
+            "or use a new --out (or delete the folder) to start over"
         )
     for section in ("model", "data", "masking"):
         if old.get(section) != new_config.get(section):
@@ -381,7 +382,7 @@ def _pretrain(config, data, vocabulary, run_dir, out_dir, strategy, chief, verbo
 
     def build(total_steps):
         with strategy.scope():
-            model = build_pretraining_model(config.architecture or "bert", encoder_config, training, total_steps, **head)
+            model = build_pretraining_model(config.architecture or DEFAULT_ARCHITECTURE, encoder_config, training, total_steps, **head)
             model(_dummy_batch(2, seq_len, masker.max_selections))  # built before restoring weights
         return model
 

@@ -24,7 +24,8 @@ from keras_mlm.training.config import TrainingConfig
 
 SECTIONS = {"data": DataConfig, "masking": MaskingConfig, "training": TrainingConfig}
 DEFAULT_PRESET = "tiny"
-DEFAULT_ARCHITECTURE = "bert"
+DEFAULT_ARCHITECTURE = "modern"  # chosen by benchmarks/bench_quality.py (README: "The default recipe")
+LEGACY_ARCHITECTURE = "bert"  # what a run folder that names no architecture holds (written before architectures existed)
 ARCHITECTURES = {
     "bert": EncoderConfig,
     "roberta": RobertaConfig,
@@ -59,7 +60,7 @@ def config_class(architecture, source="config"):
 
 @dataclasses.dataclass(frozen=True)
 class RunConfig:
-    architecture: str | None = None  # None: "bert" (a run continued with --init-from takes its source's)
+    architecture: str | None = None  # None: DEFAULT_ARCHITECTURE (a run continued with --init-from takes its source's)
     preset: str | None = None  # None: "tiny" (a run continued with --init-from takes its source's sizes)
     model: dict = dataclasses.field(default_factory=dict)
     data: DataConfig = DataConfig()
@@ -103,12 +104,17 @@ def _check_keys(source, section, values, allowed):
         raise UserInputError(f"{source}: unknown key(s) {', '.join(unknown)} in '{section}' (allowed: {', '.join(sorted(allowed))})")
 
 
-def build_run_config(file_values=None, overrides=None, source="config"):
-    """Merges a config mapping (from a file) with flag overrides ({section: {key: value}}) and validates it."""
+def build_run_config(file_values=None, overrides=None, source="config", default_architecture=None):
+    """Merges a config mapping (from a file) with flag overrides ({section: {key: value}}) and validates it.
+
+    `default_architecture`: the architecture when neither names one (a resumed run folder's, or the
+    `--init-from` source's), so its defaults and objectives apply; None: DEFAULT_ARCHITECTURE's, with
+    the config's architecture left None.
+    """
     file_values = dict(file_values or {})
     overrides = overrides or {}
     _check_keys(source, "top level", file_values, ["architecture", "preset", "model", *SECTIONS])
-    architecture = overrides.get("architecture") or file_values.get("architecture")  # None: bert (or a continued run's)
+    architecture = overrides.get("architecture") or file_values.get("architecture") or default_architecture
     cls = config_class(architecture, source)
     preset = overrides.get("preset") or file_values.get("preset")  # None: the default (or a continued run's)
     if preset is not None and preset not in cls.presets():

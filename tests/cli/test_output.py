@@ -85,3 +85,13 @@ def test_the_worker_launch_file_carries_the_resolved_configuration(tmp_path):
     launch = json.loads((tmp_path / "launch.json").read_text())
     assert build_run_config(launch["config"]) == config  # what each worker trains with, unparsed from argv
     assert (launch["data"], launch["eval_data"], launch["init_from"]) == (["a.txt"], ["held_out/"], None)
+
+
+def test_the_default_recipe_is_documented_in_help_and_readme():
+    from pathlib import Path
+
+    help_text = " ".join(_verbs()["pretrain"].format_help().split())
+    assert "default: modern" in help_text and "modern, the default architecture: 0.3" in help_text
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## The default recipe", 1)[1].split("\n## ", 1)[0]
+    assert "benchmarks/bench_quality.py" in section and "| **modern, 30% selected (the default)** |" in section

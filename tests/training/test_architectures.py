@@ -168,7 +168,8 @@ def test_export_encode_reads_the_encoder_and_fill_mask_the_masked_lm(trained, tm
         ({"architecture": "gpt2"}, "unknown architecture 'gpt2' (allowed: bert, roberta, albert, modern, electra, xlnet)"),
         ({"model": {"embedding_dim": 16}}, "unknown key(s) embedding_dim in 'model' (allowed: "),
         ({"architecture": "modern", "model": {"num_groups": 2}}, "architecture modern: unknown key(s) num_groups in 'model'"),
-        ({"preset": "xlarge"}, "unknown preset 'xlarge' (allowed: tiny, mini, small, medium, base, large; architecture bert)"),
+        ({"preset": "xlarge"}, "unknown preset 'xlarge' (allowed: tiny, mini, small, medium, base, large, modernbert-base, modernbert-large; architecture modern)"),
+        ({"architecture": "bert", "preset": "xlarge"}, "unknown preset 'xlarge' (allowed: tiny, mini, small, medium, base, large; architecture bert)"),
         ({"architecture": "electra", "preset": "modernbert-base"}, "unknown preset 'modernbert-base' (allowed: tiny, mini, small, medium, base, large, electra-small, electra-base, electra-large; architecture electra)"),
     ],
 )
@@ -195,7 +196,12 @@ def test_each_architecture_has_its_own_defaults_and_presets():
     assert (albert.hidden_dim, albert.embedding_dim, albert.num_groups) == (2048, 128, 1)
     electra = build_run_config({"architecture": "electra", "preset": "electra-small"}).encoder_config(30)
     assert (electra.hidden_dim, electra.embedding_dim, electra.generator_fraction, electra.discriminator_weight) == (256, 128, 0.25, 50.0)
-    assert build_run_config({}).to_dict(30)["architecture"] == "bert"
+    assert build_run_config({}).to_dict(30)["architecture"] == "modern"  # the default (README: "The default recipe")
+    default = build_run_config({})
+    assert default.masking.selection_rate == 0.3 and build_run_config({"architecture": "bert"}).masking.selection_rate == 0.15
+    # A resumed folder's or an --init-from source's architecture stands in for the default, with its defaults and objectives.
+    continued = build_run_config({}, {"training": {"objective": "mlm+nsp"}}, default_architecture="bert")
+    assert continued.architecture == "bert" and continued.masking.selection_rate == 0.15
 
 
 def test_init_from_takes_the_source_architecture_and_refuses_another(corpus, tmp_path, tmp_path_factory):
@@ -211,3 +217,25 @@ def test_init_from_takes_the_source_architecture_and_refuses_another(corpus, tmp
                          verbose=0, init_from=str(source))
     saved = yaml.safe_load((tmp_path / "continued" / "config.yaml").read_text())
     assert saved["architecture"] == "albert" and saved["model"]["embedding_dim"] == 32 and continued["step"] == 2
+
+
+def test_a_command_naming_no_architecture_continues_the_folders(tmp_path):
+    """The default architecture applies to new runs only: a rerun on a bert run folder resumes bert, and a
+    run continued from a bert source gets bert's defaults and objectives (mlm+nsp) without --architecture."""
+    from keras_mlm.cli.main import build_parser
+    from keras_mlm.cli.model_commands import run_config_from_args
+
+    folder = tmp_path / "bert-run"
+    folder.mkdir()
+    (folder / "config.yaml").write_text("architecture: bert\npreset: tiny\n")
+
+    def config_of(*argv):
+        return run_config_from_args(build_parser().parse_args(["pretrain", "--data", "x.txt", "--vocab", "v.txt", *argv]))
+
+    assert config_of("--out", str(tmp_path / "new")).architecture is None  # a new run: the default, modern
+    resumed = config_of("--out", str(folder))
+    assert resumed.architecture == "bert" and resumed.masking.selection_rate == 0.15
+    continued = config_of("--out", str(tmp_path / "nsp"), "--init-from", str(folder), "--objective", "mlm+nsp")
+    assert continued.architecture == "bert" and continued.training.objective == "mlm+nsp"
+    with pytest.raises(UserInputError, match="objective 'mlm\\+nsp' is not one of architecture modern's"):
+        config_of("--out", str(tmp_path / "other"), "--objective", "mlm+nsp")

@@ -31,7 +31,7 @@ def corpus(tmp_path_factory):
 @pytest.fixture(scope="module")
 def source(corpus, tmp_path_factory):
     run_dir = tmp_path_factory.mktemp("source")
-    pretrain(tiny_run.tiny_config(**SOURCE), [str(corpus / "corpus.txt")], str(corpus / "vocab.txt"), str(run_dir), verbose=0)
+    pretrain(tiny_run.tiny_config("bert", **SOURCE), [str(corpus / "corpus.txt")], str(corpus / "vocab.txt"), str(run_dir), verbose=0)
     return run_dir
 
 
@@ -62,7 +62,7 @@ def _first_batch_loss(model, run_dir, config):
 def test_continued_run_starts_at_the_source_models_loss(corpus, source, tmp_path):
     import keras
 
-    config = tiny_run.tiny_config(**CONTINUED)
+    config = tiny_run.tiny_config("bert", **CONTINUED)
     summary = pretrain(config, [str(corpus / "domain.txt")], str(corpus / "vocab.txt"), str(tmp_path), verbose=0, init_from=str(source))
     assert summary["step"] == 4 and summary["resumed_from_step"] == 0
     # Step 1's loss is computed before the first update: with the source's weights (dropout 0), on the
@@ -90,7 +90,7 @@ def test_a_different_vocabulary_is_refused_naming_both_files(corpus, source, tmp
     other = tmp_path / "other_vocab.txt"
     write_vocabulary(list(SPECIAL_TOKENS) + tiny_run.WORDS[::-1], other)
     with pytest.raises(UserInputError) as error:
-        pretrain(tiny_run.tiny_config(**CONTINUED), [str(corpus / "domain.txt")], str(other), str(tmp_path / "run"), verbose=0, init_from=str(source))
+        pretrain(tiny_run.tiny_config("bert", **CONTINUED), [str(corpus / "domain.txt")], str(other), str(tmp_path / "run"), verbose=0, init_from=str(source))
     message = str(error.value)
     assert f"{source}/vocab.txt (sha256 " in message and f"--vocab {other} (sha256 " in message
     assert not (tmp_path / "run").exists()
@@ -128,7 +128,7 @@ def test_a_killed_continued_run_resumes_from_its_own_backup(corpus, source, tmp_
     from keras_mlm.training import callbacks
     from tiny_run import max_difference, weights_of
 
-    config = tiny_run.tiny_config(**{**CONTINUED, "checkpoint_every": 3, "log_every": 2})
+    config = tiny_run.tiny_config("bert", **{**CONTINUED, "checkpoint_every": 3, "log_every": 2})
     data, vocab = [str(corpus / "domain.txt")], str(corpus / "vocab.txt")
     planned = callbacks.StopAtStep
     # Stopped after step 2, within the first checkpoint interval, as a --max-time run stops: Keras ends

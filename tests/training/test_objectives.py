@@ -52,10 +52,10 @@ def test_an_mlm_run_continues_with_nsp_and_back(corpus, tmp_path):
     from keras_mlm.training.pretrain import pretrain
 
     data, vocab = corpus
-    source = pretrain(tiny_run.tiny_config(steps=2, checkpoint_every=2), [data], vocab, str(tmp_path / "mlm"), verbose=0)
-    nsp = pretrain(tiny_run.tiny_config(steps=1, checkpoint_every=1, learning_rate=1e-9, objective="mlm+nsp"), [data], vocab,
+    source = pretrain(tiny_run.tiny_config("bert", steps=2, checkpoint_every=2), [data], vocab, str(tmp_path / "mlm"), verbose=0)
+    nsp = pretrain(tiny_run.tiny_config("bert", steps=1, checkpoint_every=1, learning_rate=1e-9, objective="mlm+nsp"), [data], vocab,
                    str(tmp_path / "nsp"), verbose=0, init_from=str(tmp_path / "mlm"))
     encoder_before, encoder_after = source["model"].encoder.get_weights(), nsp["model"].masked_lm.encoder.get_weights()
     assert max(float(np.max(np.abs(a - b))) for a, b in zip(encoder_before, encoder_after, strict=True)) < 1e-4
-    back = pretrain(tiny_run.tiny_config(steps=1, checkpoint_every=1), [data], vocab, str(tmp_path / "back"), verbose=0, init_from=str(tmp_path / "nsp"))
+    back = pretrain(tiny_run.tiny_config("bert", steps=1, checkpoint_every=1), [data], vocab, str(tmp_path / "back"), verbose=0, init_from=str(tmp_path / "nsp"))
     assert back["step"] == 1

@@ -57,7 +57,8 @@ def test_roberta_defaults_are_its_papers_where_nothing_else_is_said():
     # A file or a flag still wins over the architecture's default, and bert keeps its own.
     assert build_run_config({"architecture": "roberta", "training": {"beta_2": 0.95}}).training.beta_2 == 0.95
     assert build_run_config({"architecture": "roberta"}, {"training": {"batch_size": 16}}).training.batch_size == 16
-    assert build_run_config({}).training.beta_2 == 0.999 and build_run_config({}).encoder_config(100).num_segments == 2
+    bert = build_run_config({"architecture": "bert"})
+    assert bert.training.beta_2 == 0.999 and bert.encoder_config(100).num_segments == 2
     base = build_run_config({"architecture": "roberta", "preset": "base"}).encoder_config(50265)
     assert (base.num_layers, base.hidden_dim, base.num_heads, base.intermediate_dim) == (12, 768, 12, 3072)
 
@@ -100,7 +101,7 @@ def test_roberta_refuses_a_wordpiece_vocabulary_with_exit_2(corpus, tmp_path, ca
     "values, message",
     [
         ({"architecture": "roberta", "training": {"objective": "mlm+nsp"}}, "objective 'mlm+nsp' is not one of architecture roberta's (mlm); mlm+nsp is bert's"),
-        ({"training": {"objective": "mlm+sop"}}, "objective 'mlm+sop' is not one of architecture bert's (mlm, mlm+nsp); mlm+sop is albert's"),
+        ({"architecture": "bert", "training": {"objective": "mlm+sop"}}, "objective 'mlm+sop' is not one of architecture bert's (mlm, mlm+nsp); mlm+sop is albert's"),
         ({"training": {"objective": "nsp"}}, "training.objective must be one of mlm, mlm+nsp, mlm+sop, got 'nsp'"),
         ({"architecture": "roberta", "model": {"num_segments": -1}}, "num_segments must be an integer >= 0"),
     ],
