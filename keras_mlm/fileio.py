@@ -17,6 +17,7 @@ then `manifest.json`).
 """
 
 import builtins
+import json
 import glob as glob_lib
 import gzip
 import os
@@ -190,3 +191,8 @@ def write_atomic(path, data):
             os.fsync(f.fileno())
 
     atomic_save(save, path)
+
+
+def write_json(path, payload):
+    """`payload` as indented JSON at `path`, written with `write_atomic`."""
+    write_atomic(path, json.dumps(payload, indent=2) + "\n")

@@ -42,7 +42,6 @@ from keras_mlm.data.prepare import (
     resolve_vocabulary,
     save_vocabulary,
     special_mask,
-    write_json_atomic,
     write_shard,
 )
 from keras_mlm.errors import UserInputError
@@ -147,7 +146,7 @@ def write_manifest(_, out_dir, vocabulary, config, files, text_bytes, shards, co
     entries = sorted((entry for entry, _ in shards), key=lambda entry: entry["file"])
     padding = sum(padding for _, padding in shards)
     manifest = build_manifest(vocabulary, config, files, text_bytes, documents, source_tokens, unknown_tokens, entries, padding)
-    write_json_atomic(os.path.join(out_dir, MANIFEST), manifest)
+    fileio.write_json(os.path.join(out_dir, MANIFEST), manifest)
 
 
 def sum_counts(counts):

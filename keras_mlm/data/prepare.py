@@ -57,11 +57,6 @@ class DataConfig:
             raise UserInputError(f"rows_per_shard must be a positive integer, got {self.rows_per_shard}")
 
 
-def write_json_atomic(path, payload):
-    """Writes JSON so that a reader sees the old file or the whole new one, never half of it."""
-    fileio.write_atomic(path, json.dumps(payload, indent=2) + "\n")
-
-
 def read_manifest(directory):
     """The manifest of a shards directory, with a clear error when it is not one."""
     directory = os.fspath(directory)
@@ -347,7 +342,7 @@ def prepare(inputs, vocab, out_dir, config=DataConfig(), overwrite=False, progre
             vocabulary, config, files, total_bytes, documents, source_tokens, unknown_tokens, writer.shards, packer.padding
         )
         save_vocabulary(vocabulary, out_dir)  # vocab.txt, vocab-bpe/ or vocab.model (`vocabulary.SAVED_NAMES`)
-        write_json_atomic(os.path.join(out_dir, MANIFEST), manifest)
+        fileio.write_json(os.path.join(out_dir, MANIFEST), manifest)
         return manifest
     except BaseException:
         remove_shards(out_dir, writer.shards)
