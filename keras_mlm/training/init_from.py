@@ -90,7 +90,8 @@ def continued_config(config, source):
         )
     encoder.pop("vocabulary_size", None)  # always the vocabulary's
     preset = source.run.config.get("preset")
-    return dataclasses.replace(config, architecture=source.architecture, preset=str(preset) if preset else "custom", model=encoder)
+    continued = config.with_architecture(source.architecture)  # its masking/training defaults where none were given
+    return dataclasses.replace(continued, preset=str(preset) if preset else "custom", model=encoder)
 
 
 def load_source_weights(model, source):

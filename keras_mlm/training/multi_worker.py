@@ -15,6 +15,7 @@ so that they do not race to write the same shards.
 """
 
 import contextlib
+import dataclasses
 import json
 import os
 import shutil
@@ -91,6 +92,7 @@ def write_launch_file(path, config, data, vocab, run_dir, init_from=None, eval_d
     paths = lambda value: None if value is None else [os.fspath(v) for v in ([value] if isinstance(value, (str, os.PathLike)) else value)]  # noqa: E731
     launch = {
         "config": {**config.to_dict(), "preset": config.preset},  # None stays None: a continued run takes its source's
+        "given": None if config.given is None else sorted(config.given),  # what a continued run keeps of the config
         "data": paths(data),
         "vocab": os.fspath(vocab),
         "run_dir": os.fspath(run_dir),
@@ -99,6 +101,16 @@ def write_launch_file(path, config, data, vocab, run_dir, init_from=None, eval_d
     }
     with open(path, "w", encoding="utf-8") as f:
         json.dump(launch, f, indent=2)
+
+
+def launch_config(launch, source):
+    """The `RunConfig` a launch file (read as JSON) holds, with the keys its config file and flags set."""
+    from keras_mlm.training.run_config import build_run_config
+
+    config = build_run_config(launch["config"], source=source)
+    if launch.get("given") is not None:
+        config = dataclasses.replace(config, given=frozenset(tuple(pair) for pair in launch["given"]))
+    return config
 
 
 def _stop(processes, grace=STOP_GRACE_SECONDS):
@@ -194,10 +206,9 @@ def run_worker(launch_file):
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
     try:
         from keras_mlm.training.pretrain import pretrain
-        from keras_mlm.training.run_config import build_run_config
         from keras_mlm.training.strategy import split_cpu
 
-        config = build_run_config(launch["config"], source=launch_file)
+        config = launch_config(launch, launch_file)
         split_cpu(config.training.cpu_devices)
         summary = pretrain(config, launch["data"], launch["vocab"], launch["run_dir"], init_from=launch["init_from"], eval_data=launch["eval_data"])
     except UserInputError as e:

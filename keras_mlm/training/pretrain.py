@@ -253,7 +253,9 @@ def pretrain(config, data, vocab, run_dir, verbose="auto", init_from=None, eval_
         verbose: "auto" (a progress bar on a terminal, one plain line every `log_every` steps
             otherwise), "lines", 0 (silent), 1 (progress bar) or 2 (a line per checkpoint interval).
         init_from: a run folder (model.keras, vocab.txt, config.yaml) to continue pre-training from:
-            its architecture and weights, a fresh optimizer and warm-up (see init_from.py).
+            its architecture and weights, a fresh optimizer and warm-up (see init_from.py). A `config`
+            that names no architecture takes the source's defaults for what it does not set (a BERT
+            source trains at BERT's 15% masking, not the default modern encoder's 30%).
         eval_data: held-out shards directory or text, evaluated every `training.eval_every` steps and
             at the end (the numbers of `keras-mlm evaluate` on the same checkpoint and data).
     """

@@ -66,6 +66,10 @@ class RunConfig:
     data: DataConfig = DataConfig()
     masking: MaskingConfig = MaskingConfig()
     training: TrainingConfig = TrainingConfig()
+    given: frozenset | None = dataclasses.field(default=None, compare=False, repr=False)
+    """The (section, key) pairs a config file or flag set, when built by build_run_config (None: unknown, a
+    RunConfig made in code). A run continued with --init-from from a config that names no architecture
+    takes its source architecture's defaults for the rest (see `with_architecture`)."""
 
     @property
     def config_class(self):
@@ -85,6 +89,29 @@ class RunConfig:
         if missing:
             raise UserInputError(f"unknown encoder preset {self.preset!r} and no model {', '.join(missing)} given (allowed presets: {', '.join(presets)})")
         return cls(**{**base, "vocabulary_size": vocabulary_size, **overrides})
+
+    def with_architecture(self, architecture):
+        """This config for `architecture` when it named none: the masking and training fields it left to
+        DEFAULT_ARCHITECTURE's defaults take `architecture`'s instead (e.g. modern's 30% selection becomes
+        BERT's 15% for a run continued from a BERT). Fields given in a file or flag stay; for a config
+        made in code (`given` None) a field counts as given when it differs from its dataclass default."""
+        if self.architecture is not None:
+            return dataclasses.replace(self, architecture=architecture)
+        ours, theirs = _architecture_defaults(DEFAULT_ARCHITECTURE), _architecture_defaults(architecture)
+        sections = {}
+        for name in ("masking", "training"):
+            section = getattr(self, name)
+            fallback = {f.name: f.default for f in dataclasses.fields(section)}
+            changes = {}
+            for key in set(ours[name]) | set(theirs[name]):
+                if self.given is not None:
+                    given = (name, key) in self.given
+                else:
+                    given = getattr(section, key) != fallback[key]
+                if not given:
+                    changes[key] = theirs[name].get(key, fallback[key])
+            sections[name] = _rebuilt(section, changes, None if self.given is None else {k for n, k in self.given if n == name})
+        return dataclasses.replace(self, architecture=architecture, **sections)
 
     def to_dict(self, vocabulary_size=None):
         """The sections as saved; with `vocabulary_size` resolved (the architecture's name and every model field),
@@ -124,17 +151,15 @@ def build_run_config(file_values=None, overrides=None, source="config", default_
     model.update(overrides.get("model") or {})
     model.pop("vocabulary_size", None)  # always the vocabulary's
     _check_keys(f"{source}: architecture {architecture or DEFAULT_ARCHITECTURE}", "model", model, [f.name for f in dataclasses.fields(cls)])
-    architecture_defaults = {  # e.g. RoBERTa's betas, XLNet's targets
-        "training": dict(getattr(cls, "TRAINING_DEFAULTS", {})),
-        "masking": dict(getattr(cls, "MASKING_DEFAULTS", {})),
-    }
-    sections = {}
+    architecture_defaults = _architecture_defaults(architecture)  # e.g. RoBERTa's betas, XLNet's targets
+    sections, given = {}, set()
     for name, cls in SECTIONS.items():
         values = file_values.get(name) or {}
         if not isinstance(values, dict):
             raise UserInputError(f"{source}: '{name}' must be a mapping")
-        values = {**architecture_defaults.get(name, {}), **values}
-        values.update({k: v for k, v in (overrides.get(name) or {}).items() if v is not None})
+        flags = {k: v for k, v in (overrides.get(name) or {}).items() if v is not None}
+        given.update((name, key) for key in [*values, *flags])
+        values = {**architecture_defaults.get(name, {}), **values, **flags}
         _check_keys(source, name, values, [f.name for f in dataclasses.fields(cls)])
         try:
             sections[name] = cls(**values)
@@ -147,7 +172,29 @@ def build_run_config(file_values=None, overrides=None, source="config", default_
             f"{source}: objective {objective!r} is not one of architecture {architecture or DEFAULT_ARCHITECTURE}'s "
             f"({', '.join(objectives_of(architecture))})" + (f"; {objective} is {', '.join(offered)}'s" if offered else "")
         )
-    return RunConfig(architecture=architecture, preset=preset, model=model, **sections)
+    return RunConfig(architecture=architecture, preset=preset, model=model, given=frozenset(given), **sections)
+
+
+def _rebuilt(section, changes, given):
+    """`section` with `changes`, built again so that fields its class derives (default None, e.g.
+    MaskingConfig.keep_rate from the other rates) are derived from the new values unless they were given
+    (`given`: the keys a file or flag set; None: unknown, a field counts as given when it differs from
+    what the class derives from the old values)."""
+    cls = type(section)
+    current = dataclasses.asdict(section)
+    derived = [f.name for f in dataclasses.fields(cls) if f.default is None and f.name not in changes]
+    if given is not None:
+        drop = [key for key in derived if key not in given]
+    else:
+        rederived = cls(**{k: v for k, v in current.items() if k not in derived})
+        drop = [key for key in derived if getattr(rederived, key) == current[key]]
+    return cls(**{**{k: v for k, v in current.items() if k not in drop}, **changes})
+
+
+def _architecture_defaults(architecture):
+    """{"training": ..., "masking": ...}: the fields `architecture` defaults differently from the dataclasses."""
+    cls = config_class(architecture)
+    return {"training": dict(getattr(cls, "TRAINING_DEFAULTS", {})), "masking": dict(getattr(cls, "MASKING_DEFAULTS", {}))}
 
 
 def load_config_file(path):

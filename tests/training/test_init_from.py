@@ -149,3 +149,64 @@ def test_a_killed_continued_run_resumes_from_its_own_backup(corpus, source, tmp_
     with pytest.raises(UserInputError, match="holds a run initialised from"):
         pretrain(config, data, vocab, str(tmp_path / "killed"), verbose=0)
     assert np.isfinite(resumed["loss"])
+
+
+def _source_of(architecture):
+    from types import SimpleNamespace
+
+    from keras_mlm.training.init_from import Source
+
+    sizes = {"num_layers": 1, "hidden_dim": 16, "num_heads": 2, "intermediate_dim": 32}
+    return Source(directory="runs/src", run=SimpleNamespace(config={"preset": "tiny"}), encoder=sizes, architecture=architecture)
+
+
+def test_a_config_naming_no_architecture_continues_with_the_sources_defaults():
+    """Built without an architecture, a config carries the default architecture's masking (modern: 30%);
+    continued from a BERT it takes BERT's 15%, from a RoBERTa RoBERTa's optimizer, from an XLNet its
+    targets; what a file or flag set stays, and a config made in code keeps what differs from the dataclass."""
+    import dataclasses
+
+    from keras_mlm.masking import MaskingConfig
+    from keras_mlm.models import RobertaConfig, XLNetConfig
+    from keras_mlm.training.init_from import continued_config
+    from keras_mlm.training.run_config import RunConfig, build_run_config
+
+    assert build_run_config().masking.selection_rate == 0.3  # the default architecture, modern
+    bert = continued_config(build_run_config(), _source_of("bert"))
+    assert (bert.architecture, bert.masking.selection_rate) == ("bert", 0.15)
+    assert bert.training == build_run_config({"architecture": "bert"}).training
+    given = continued_config(build_run_config(overrides={"masking": {"selection_rate": 0.3}, "training": {"steps": 7}}), _source_of("bert"))
+    assert (given.masking.selection_rate, given.training.steps) == (0.3, 7)
+    from_file = continued_config(build_run_config({"masking": {"selection_rate": 0.25}}), _source_of("bert"))
+    assert from_file.masking.selection_rate == 0.25
+
+    roberta = continued_config(build_run_config(), _source_of("roberta"))
+    for key, value in RobertaConfig.TRAINING_DEFAULTS.items():
+        assert getattr(roberta.training, key) == value, key
+    assert roberta.masking.selection_rate == 0.15
+    xlnet = continued_config(build_run_config(), _source_of("xlnet"))
+    for key, value in XLNetConfig.MASKING_DEFAULTS.items():
+        assert getattr(xlnet.masking, key) == value, key
+
+    in_code = continued_config(RunConfig(masking=MaskingConfig(selection_rate=0.2)), _source_of("bert"))
+    assert in_code.masking.selection_rate == 0.2
+    assert continued_config(RunConfig(), _source_of("bert")).masking == MaskingConfig()
+    named = build_run_config(overrides={"architecture": "bert"})  # names one: nothing changes but the sizes
+    assert dataclasses.replace(continued_config(named, _source_of("bert")), preset=None, model={}) == named
+
+
+def test_workers_continue_with_the_same_given_keys(tmp_path):
+    """A multi-worker launch file carries which keys were given, so each worker's continued run takes the
+    source's defaults exactly as a single process would."""
+    import json
+
+    from keras_mlm.training.init_from import continued_config
+    from keras_mlm.training.multi_worker import launch_config, write_launch_file
+    from keras_mlm.training.run_config import build_run_config
+
+    config = build_run_config(overrides={"training": {"steps": 7}})
+    write_launch_file(tmp_path / "launch.json", config, ["text.txt"], "vocab.txt", "runs/out", init_from="runs/src")
+    worker = launch_config(json.loads((tmp_path / "launch.json").read_text()), "launch.json")
+    assert worker.given == config.given
+    assert continued_config(worker, _source_of("bert")) == continued_config(config, _source_of("bert"))
+    assert continued_config(worker, _source_of("bert")).masking.selection_rate == 0.15
