@@ -136,6 +136,44 @@ class GuideForEvaluation:
         return tf.math.log(tf.maximum(tf.cast(probabilities, tf.float32), 1e-30))  # logits up to a constant per row
 
 
+def machine():
+    """The CPU's model name (the figures depend on it: state it next to every number)."""
+    return next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.machine())
+
+
+def print_table(results, minutes_list, seeds, paired=False):
+    """The per-budget table: mean +/- sd over the seeds present, steps, and keras-mlm's margin in nats.
+    `results`: {("keras-mlm" | "guide", minutes, seed): score}."""
+    print(f"\nmachine: {machine()}, {os.cpu_count()} CPU cores{' (one core per recipe, both at once)' if paired else ''}; "
+          f"held-out masked tokens: {next(iter(results.values()))['tokens']:,}")
+    print("| budget | keras-mlm loss (mean +/- sd of seeds) | steps | guide loss | steps | keras-mlm margin (nats) |\n|---|---:|---:|---:|---:|---:|")
+    for minutes in minutes_list:
+        means = {}
+        for recipe in ("keras-mlm", "guide"):
+            scores = [results[(recipe, minutes, s)] for s in seeds if (recipe, minutes, s) in results]
+            losses = [s["loss"] for s in scores]
+            mean = sum(losses) / len(losses) if losses else float("nan")
+            sd = (sum((x - mean) ** 2 for x in losses) / (len(losses) - 1)) ** 0.5 if len(losses) > 1 else 0.0
+            steps = sum(s["steps"] for s in scores) / len(scores) if scores else float("nan")
+            means[recipe] = (mean, sd, steps, len(scores))
+        (ours, ours_sd, our_steps, n), (guide, guide_sd, guide_steps, m) = means["keras-mlm"], means["guide"]
+        print(f"| {minutes:g} min ({n} and {m} seeds) | {ours:.3f} +/- {ours_sd:.3f} | {our_steps:.0f} | {guide:.3f} +/- {guide_sd:.3f} | "
+              f"{guide_steps:.0f} | {guide - ours:+.3f} |")
+
+
+def saved_results(paths, label):
+    """{("keras-mlm" | "guide", minutes, seed): score} from results files (label/minutes/seed keys; where two
+    files hold a key, the earlier file's); keras-mlm's are `label`'s."""
+    results = {}
+    for path in paths:
+        if Path(path).exists():
+            for key, score in json.loads(Path(path).read_text()).items():
+                name, minutes, seed = key.split("/")
+                if name in (label, "guide"):
+                    results.setdefault(("keras-mlm" if name == label else "guide", float(minutes), int(seed)), score)
+    return results
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--minutes", type=float, nargs="+", default=[5, 15, 60])
@@ -146,7 +184,21 @@ def main():
     parser.add_argument("--label", default="keras-mlm", help="name of keras-mlm's runs under --work (tuning candidates share the vocabulary and held-out rows)")
     parser.add_argument("--paired", action="store_true", help="run keras-mlm and the guide at the same time, one core each (taskset)")
     parser.add_argument("--pretrain-flag", action="append", default=[], help="extra flag for keras-mlm pretrain (repeatable), e.g. --pretrain-flag=--learning-rate=2e-3")
+    parser.add_argument("--summary", action="store_true", help="train nothing: print the table of --label and the guide at "
+                        "--minutes/--seeds from WORK/results.json and --results files")
+    parser.add_argument("--results", action="append", default=[], help="a results file of earlier invocations "
+                        "(e.g. benchmarks/results/bench_quality.json, same machine) merged into --summary (repeatable)")
     args = parser.parse_args()
+    if args.summary:
+        work = (ROOT / args.work).resolve()
+        results = saved_results([work / "results.json", *args.results], args.label)
+        results = {k: v for k, v in results.items() if k[1] in args.minutes and k[2] in args.seeds}
+        if not results:
+            raise SystemExit(f"no results of {args.label} or the guide at {args.minutes} minutes, seeds {args.seeds}")
+        print_table(results, args.minutes, args.seeds)
+        machines = {v.get("machine", "not recorded") for v in results.values()}
+        print(f"measured on: {'; '.join(sorted(machines))}")
+        return
 
     from keras_mlm.evaluation.evaluate import evaluate
     from keras_mlm.inference.run import load_run
@@ -180,11 +232,8 @@ def main():
                     print("\n".join(line for line in output.splitlines() if " min seed " in line), flush=True)
                     if job.returncode:
                         raise SystemExit(f"a paired run failed (exit {job.returncode})")
-        saved = json.loads((work / "results.json").read_text())
-        for key, score in saved.items():
-            label, minutes, seed = key.split("/")
-            if label in (args.label, "guide") and float(minutes) in args.minutes and int(seed) in args.seeds:
-                results[("keras-mlm" if label == args.label else "guide", float(minutes), int(seed))] = score
+        saved = saved_results([work / "results.json"], args.label)
+        results = {k: v for k, v in saved.items() if k[1] in args.minutes and k[2] in args.seeds}
     for minutes in args.minutes if not args.paired else ():
         for seed in args.seeds:
             if args.only != "guide":
@@ -195,6 +244,7 @@ def main():
                 run = load_run(str(out))
                 score = evaluate(run.model, tokens, str(held_out_shards))
                 score["steps"] = json.loads((out / "summary.json").read_text())["step"]
+                score.update(machine=machine(), cpus=len(os.sched_getaffinity(0)), flags=args.pretrain_flag)
                 results[("keras-mlm", minutes, seed)] = score
                 print(f"keras-mlm {minutes:g} min seed {seed}: loss {score['loss']:.3f} accuracy {score['accuracy']:.3f} "
                       f"perplexity {score['perplexity']:.1f} ({score['steps']} steps)", flush=True)
@@ -202,25 +252,12 @@ def main():
                 model, steps = train_guide(train_files, tokens, minutes * 60, seed, log)
                 score = evaluate(GuideForEvaluation(model), tokens, str(held_out_shards))
                 score["steps"] = steps
+                score.update(machine=machine(), cpus=len(os.sched_getaffinity(0)))
                 results[("guide", minutes, seed)] = score
                 print(f"guide     {minutes:g} min seed {seed}: loss {score['loss']:.3f} accuracy {score['accuracy']:.3f} "
                       f"perplexity {score['perplexity']:.1f} ({steps} steps)", flush=True)
 
-    cpu = next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.machine())
-    print(f"\nmachine: {cpu}, {os.cpu_count()} CPU cores{' (one core per recipe, both at once)' if args.paired else ''}; "
-          f"held-out masked tokens: {next(iter(results.values()))['tokens']:,}")
-    print("| budget | keras-mlm loss (mean +/- sd of seeds) | steps | guide loss | steps | keras-mlm margin (nats) |\n|---|---:|---:|---:|---:|---:|")
-    for minutes in args.minutes:
-        means = {}
-        for recipe in ("keras-mlm", "guide"):
-            scores = [results[(recipe, minutes, s)] for s in args.seeds if (recipe, minutes, s) in results]
-            losses = [s["loss"] for s in scores]
-            mean = sum(losses) / len(losses) if losses else float("nan")
-            sd = (sum((x - mean) ** 2 for x in losses) / (len(losses) - 1)) ** 0.5 if len(losses) > 1 else 0.0
-            steps = sum(s["steps"] for s in scores) / len(scores) if scores else float("nan")
-            means[recipe] = (mean, sd, steps)
-        (ours, ours_sd, our_steps), (guide, guide_sd, guide_steps) = means["keras-mlm"], means["guide"]
-        print(f"| {minutes:g} min | {ours:.3f} +/- {ours_sd:.3f} | {our_steps:.0f} | {guide:.3f} +/- {guide_sd:.3f} | {guide_steps:.0f} | {guide - ours:+.3f} |")
+    print_table(results, args.minutes, args.seeds, paired=args.paired)
     # Every result of every invocation, keyed label/minutes/seed ("guide" for the guide recipe).
     import fcntl
 
