@@ -141,10 +141,10 @@ def machine():
     return next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.machine())
 
 
-def print_table(results, minutes_list, seeds, paired=False):
+def print_table(results, minutes_list, seeds, paired=False, measured_on=None):
     """The per-budget table: mean +/- sd over the seeds present, steps, and keras-mlm's margin in nats.
     `results`: {("keras-mlm" | "guide", minutes, seed): score}."""
-    print(f"\nmachine: {machine()}, {os.cpu_count()} CPU cores{' (one core per recipe, both at once)' if paired else ''}; "
+    print(f"\nmachine: {measured_on or f'{machine()}, {os.cpu_count()} CPU cores'}{' (one core per recipe, both at once)' if paired else ''}; "
           f"held-out masked tokens: {next(iter(results.values()))['tokens']:,}")
     print("| budget | keras-mlm loss (mean +/- sd of seeds) | steps | guide loss | steps | keras-mlm margin (nats) |\n|---|---:|---:|---:|---:|---:|")
     for minutes in minutes_list:
@@ -195,9 +195,8 @@ def main():
         results = {k: v for k, v in results.items() if k[1] in args.minutes and k[2] in args.seeds}
         if not results:
             raise SystemExit(f"no results of {args.label} or the guide at {args.minutes} minutes, seeds {args.seeds}")
-        print_table(results, args.minutes, args.seeds)
-        machines = {v.get("machine", "not recorded") for v in results.values()}
-        print(f"measured on: {'; '.join(sorted(machines))}")
+        machines = sorted({f"{v.get('machine', 'not recorded')} ({v.get('cpus', '?')} cores a run)" for v in results.values()})
+        print_table(results, args.minutes, args.seeds, measured_on="; ".join(machines))
         return
 
     from keras_mlm.evaluation.evaluate import evaluate
