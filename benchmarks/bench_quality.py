@@ -138,7 +138,13 @@ class GuideForEvaluation:
 
 def machine():
     """The CPU's model name (the figures depend on it: state it next to every number)."""
-    return next((line.split(":", 1)[1].strip() for line in open("/proc/cpuinfo") if line.startswith("model name")), platform.machine())
+    info = {}
+    for line in open("/proc/cpuinfo"):
+        key, _, value = line.partition(":")
+        info.setdefault(key.strip(), value.strip())
+    if "model name" not in info:
+        return platform.machine()
+    return f"{info['model name']} (family {info.get('cpu family', '?')} model {info.get('model', '?')})"  # e.g. Zen 4 and Zen 5 differ
 
 
 def print_table(results, minutes_list, seeds, paired=False, measured_on=None):
