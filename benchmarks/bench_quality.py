@@ -174,6 +174,8 @@ def saved_results(paths, label):
     for path in paths:
         if Path(path).exists():
             for key, score in json.loads(Path(path).read_text()).items():
+                if key.count("/") != 2:  # e.g. a tracked file's "about"
+                    continue
                 name, minutes, seed = key.split("/")
                 if name in (label, "guide"):
                     results.setdefault(("keras-mlm" if name == label else "guide", float(minutes), int(seed)), score)
