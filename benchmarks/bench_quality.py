@@ -29,7 +29,6 @@ the same wall-clock budget instead of 8 epochs.
 import argparse
 import json
 import os
-import platform
 import subprocess
 import sys
 import time
@@ -137,14 +136,10 @@ class GuideForEvaluation:
 
 
 def machine():
-    """The CPU's model name (the figures depend on it: state it next to every number)."""
-    info = {}
-    for line in open("/proc/cpuinfo"):
-        key, _, value = line.partition(":")
-        info.setdefault(key.strip(), value.strip())
-    if "model name" not in info:
-        return platform.machine()
-    return f"{info['model name']} (family {info.get('cpu family', '?')} model {info.get('model', '?')})"  # e.g. Zen 4 and Zen 5 differ
+    """The CPU (its model name, family and model): state it next to every number."""
+    from machine import cpu  # benchmarks/machine.py, beside this script
+
+    return cpu()
 
 
 def print_table(results, minutes_list, seeds, paired=False, measured_on=None):

@@ -34,7 +34,6 @@ import argparse
 import dataclasses
 import json
 import os
-import platform
 import sys
 import time
 import warnings
@@ -54,14 +53,10 @@ SEQ_LEN = 128
 
 
 def machine():
-    """'CPU model, N cores' of this machine."""
-    model = platform.processor() or platform.machine()
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            model = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), model)
-    except OSError:
-        pass
-    return f"{model}, {os.cpu_count()} cores"
+    """'CPU model (family F model M), N cores' of this machine."""
+    from machine import cpu  # benchmarks/machine.py, beside this script
+
+    return f"{cpu()}, {os.cpu_count()} cores"
 
 
 def load():
