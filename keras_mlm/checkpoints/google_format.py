@@ -12,7 +12,7 @@ import os
 
 import numpy as np
 
-from keras_mlm.checkpoints.layout import BertCheckpoint, check_tensors, layer_names
+from keras_mlm.checkpoints.layout import BertCheckpoint, bert_config_encoder, check_tensors, layer_names
 from keras_mlm.errors import UserInputError
 
 FORMAT = "google-research"
@@ -74,24 +74,8 @@ def checkpoint_prefix(folder):
 
 
 def encoder_config(config, path):
-    from keras_mlm.models import EncoderConfig
-
-    for field in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
-        if field not in config:
-            raise UserInputError(f"{path}: field '{field}' is missing")
-    act = config.get("hidden_act", "gelu")
-    if act not in ACTIVATIONS:
-        raise UserInputError(f"{path}: hidden_act {act!r} is not supported (allowed: {', '.join(ACTIVATIONS)})")
-    try:
-        return EncoderConfig(
-            vocabulary_size=config["vocab_size"], num_layers=config["num_hidden_layers"], hidden_dim=config["hidden_size"],
-            num_heads=config["num_attention_heads"], intermediate_dim=config["intermediate_size"],
-            max_sequence_length=config.get("max_position_embeddings", 512), num_segments=config.get("type_vocab_size", 16),
-            dropout=float(config.get("hidden_dropout_prob", 0.1)), layer_norm_epsilon=LAYER_NORM_EPSILON,
-            activation=ACTIVATIONS[act], initializer_range=float(config.get("initializer_range", 0.02)),
-        )
-    except UserInputError as e:
-        raise UserInputError(f"{path}: {e}") from None
+    """bert_config.json -> `EncoderConfig` (modeling.BertConfig's defaults; every LayerNorm at 1e-12)."""
+    return bert_config_encoder(config, path, ACTIVATIONS, num_segments=16, layer_norm_epsilon=LAYER_NORM_EPSILON)
 
 
 def read(folder):

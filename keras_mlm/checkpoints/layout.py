@@ -57,6 +57,39 @@ class BertCheckpoint:
         return all(name in self.tensors for name in HEAD_NAMES)
 
 
+def bert_config_encoder(config, path, activations, num_segments, layer_norm_epsilon, epsilon_field=None):
+    """A BERT config mapping (google-research's bert_config.json or Hugging Face's config.json, which
+    share their field names) -> `EncoderConfig`. The formats differ only in defaults and activation
+    names: `activations` maps hidden_act to ours, `num_segments` is type_vocab_size's default, and the
+    LayerNorm epsilon is `layer_norm_epsilon` unless `epsilon_field` (HF's layer_norm_eps) sets it."""
+    from keras_mlm.models import EncoderConfig
+
+    for field in ("vocab_size", "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size"):
+        if field not in config:
+            raise UserInputError(f"{path}: field '{field}' is missing")
+    act = config.get("hidden_act", "gelu")
+    if act not in activations:
+        raise UserInputError(f"{path}: hidden_act {act!r} is not supported (allowed: {', '.join(activations)})")
+
+    def number(field, default):
+        value = config.get(field, default) if field else default
+        try:
+            return float(value)
+        except (TypeError, ValueError):
+            raise UserInputError(f"{path}: field '{field}' is {value!r}, not a number") from None
+
+    try:
+        return EncoderConfig(
+            vocabulary_size=config["vocab_size"], num_layers=config["num_hidden_layers"], hidden_dim=config["hidden_size"],
+            num_heads=config["num_attention_heads"], intermediate_dim=config["intermediate_size"],
+            max_sequence_length=config.get("max_position_embeddings", 512), num_segments=config.get("type_vocab_size", num_segments),
+            dropout=number("hidden_dropout_prob", 0.1), layer_norm_epsilon=number(epsilon_field, layer_norm_epsilon),
+            activation=activations[act], initializer_range=number("initializer_range", 0.02),
+        )
+    except UserInputError as e:
+        raise UserInputError(f"{path}: {e}") from None
+
+
 def layer_names(i):
     prefix = f"layer_{i}/"
     names = [f"attention/{p}/{w}" for p in ("query", "key", "value", "output") for w in ("kernel", "bias")]

@@ -221,6 +221,12 @@ def test_hf_unknown_activation_and_untied_decoder(tmp_path):
         import_checkpoint(str(tmp_path / "untied"), str(tmp_path / "run"))
 
 
+def test_hf_config_number_that_is_not_a_number_is_named(tmp_path):
+    sources.write_hf(str(tmp_path / "src"), config_overrides={"layer_norm_eps": "tiny"})
+    with pytest.raises(UserInputError, match=r"config.json: field 'layer_norm_eps' is 'tiny', not a number"):
+        import_checkpoint(str(tmp_path / "src"), str(tmp_path / "run"))
+
+
 @pytest.mark.parametrize(("model_type", "name"), [("roberta", "RoBERTa"), ("albert", "ALBERT")])
 def test_hf_other_architectures_are_not_supported_yet(tmp_path, model_type, name):
     sources.write_hf(str(tmp_path / "src"), config_overrides={"model_type": model_type})
