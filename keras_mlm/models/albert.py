@@ -22,7 +22,7 @@ from keras_mlm.layers.embeddings import EncoderEmbeddings
 from keras_mlm.layers.linear import Projection
 from keras_mlm.layers.transformer_block import TransformerBlock
 from keras_mlm.models.bert import bert_initializer
-from keras_mlm.models.encoder_base import Encoder
+from keras_mlm.models.encoder_base import Encoder, encoder_inputs
 from keras_mlm.models.presets import PRESETS, EncoderConfig, require_positive_integers
 
 ALBERT_PRESETS = {
@@ -109,11 +109,7 @@ class AlbertEncoder(Encoder):
         ]
 
         # Functional graph.
-        inputs = {
-            "token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids"),
-            "segment_ids": keras.Input(shape=(None,), dtype="int32", name="segment_ids"),
-            "padding_mask": keras.Input(shape=(None,), dtype="int32", name="padding_mask"),
-        }
+        inputs = encoder_inputs()
         x = self.embeddings(inputs["token_ids"], inputs["segment_ids"])  # (batch, seq, embedding_dim)
         x = self.embedding_projection(x)  # (batch, seq, hidden)
         attention_bias = padding_mask_to_attention_bias(inputs["padding_mask"], x.dtype)  # (batch, 1, 1, seq)

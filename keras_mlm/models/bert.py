@@ -5,7 +5,7 @@ import keras
 from keras_mlm.layers.attention import padding_mask_to_attention_bias
 from keras_mlm.layers.embeddings import EncoderEmbeddings
 from keras_mlm.layers.transformer_block import TransformerBlock
-from keras_mlm.models.encoder_base import Encoder
+from keras_mlm.models.encoder_base import Encoder, encoder_inputs
 from keras_mlm.models.presets import EncoderConfig
 
 
@@ -57,11 +57,7 @@ class BertEncoder(Encoder):
         ]
 
         # Functional graph.
-        inputs = {
-            "token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids"),
-            "segment_ids": keras.Input(shape=(None,), dtype="int32", name="segment_ids"),
-            "padding_mask": keras.Input(shape=(None,), dtype="int32", name="padding_mask"),
-        }
+        inputs = encoder_inputs()
         x = self.embeddings(inputs["token_ids"], inputs["segment_ids"])  # (batch, seq, hidden)
         attention_bias = padding_mask_to_attention_bias(inputs["padding_mask"], x.dtype)  # (batch, 1, 1, seq)
         for block in self.transformer_blocks:

@@ -33,6 +33,7 @@ from keras_mlm.losses import MaskedLMLoss, global_sum
 from keras_mlm.masking import hashing
 from keras_mlm.metrics import MaskedAccuracy
 from keras_mlm.models.bert import bert_initializer
+from keras_mlm.models.encoder_base import encoder_inputs
 from keras_mlm.models.masked_lm import MaskedLM
 from keras_mlm.models.own_loss import OwnLossModel
 from keras_mlm.models.presets import PRESETS, EncoderConfig, require_positive_integers
@@ -156,11 +157,7 @@ class ElectraEncoder(keras.Model):
         ]
 
         # Functional graph.
-        inputs = {
-            "token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids"),
-            "segment_ids": keras.Input(shape=(None,), dtype="int32", name="segment_ids"),
-            "padding_mask": keras.Input(shape=(None,), dtype="int32", name="padding_mask"),
-        }
+        inputs = encoder_inputs()
         x = self.embeddings(inputs["token_ids"], inputs["segment_ids"])  # (batch, seq, embedding_dim)
         if self.embedding_projection is not None:
             x = self.embedding_projection(x)  # (batch, seq, hidden)

@@ -11,6 +11,14 @@ import dataclasses
 import keras
 
 
+INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
+
+
+def encoder_inputs():
+    """The functional inputs every encoder takes: {token_ids, segment_ids, padding_mask}, int32 (batch, seq)."""
+    return {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in INPUT_NAMES}
+
+
 class Encoder(keras.Model):
     """Base of the encoders: {token_ids, segment_ids, padding_mask} -> sequence output."""
 

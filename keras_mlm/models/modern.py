@@ -24,7 +24,7 @@ from keras_mlm.layers.attention import padding_mask_to_attention_bias
 from keras_mlm.layers.modern import LocalAttentionBias, ModernEmbeddings, ModernTransformerBlock
 from keras_mlm.layers.normalization import LayerNorm
 from keras_mlm.models.bert import bert_initializer
-from keras_mlm.models.encoder_base import Encoder
+from keras_mlm.models.encoder_base import Encoder, encoder_inputs
 from keras_mlm.models.presets import PRESETS, EncoderConfig, require_positive_integers
 
 MODERN_PRESETS = {
@@ -138,11 +138,7 @@ class ModernEncoder(Encoder):
         self.final_norm = LayerNorm(layer_norm_epsilon, center=False, dtype=dtype, name="final_norm")
 
         # Functional graph.
-        inputs = {
-            "token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids"),
-            "segment_ids": keras.Input(shape=(None,), dtype="int32", name="segment_ids"),
-            "padding_mask": keras.Input(shape=(None,), dtype="int32", name="padding_mask"),
-        }
+        inputs = encoder_inputs()
         x = self.embeddings(inputs["token_ids"], inputs["segment_ids"])  # (batch, seq, hidden)
         global_bias = padding_mask_to_attention_bias(inputs["padding_mask"], x.dtype)  # (batch, 1, 1, seq)
         local_bias = None

@@ -50,7 +50,7 @@ from keras_mlm.layers.two_stream_attention import TwoStreamTransformer
 from keras_mlm.masking.config import MaskingConfig
 from keras_mlm.masking.permutation import factorisation_ranks, order_key, order_row_keys, permutation_masks
 from keras_mlm.models.bert import bert_initializer
-from keras_mlm.models.encoder_base import Encoder
+from keras_mlm.models.encoder_base import Encoder, encoder_inputs
 from keras_mlm.models.presets import PRESETS, EncoderConfig
 
 XLNET_PRESETS = {
@@ -134,11 +134,7 @@ class XLNetEncoder(Encoder):
         )
 
         # Functional graph.
-        inputs = {
-            "token_ids": keras.Input(shape=(None,), dtype="int32", name="token_ids"),
-            "segment_ids": keras.Input(shape=(None,), dtype="int32", name="segment_ids"),
-            "padding_mask": keras.Input(shape=(None,), dtype="int32", name="padding_mask"),
-        }
+        inputs = encoder_inputs()
         x = self.word_embedding(inputs["token_ids"])  # (batch, seq, hidden)
         x = self.transformer(x, inputs["segment_ids"], inputs["padding_mask"])  # (batch, seq, hidden)
         super().__init__(inputs=inputs, outputs=x, **kwargs)
