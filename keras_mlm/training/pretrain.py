@@ -245,7 +245,8 @@ def pretrain(config, data, vocab, run_dir, verbose="auto", init_from=None, eval_
     """Pre-trains a masked LM; returns a summary dict (final step, metrics, paths, and the model).
 
     Args:
-        config: a `RunConfig`.
+        config: a `RunConfig` (`build_run_config` reads a file's and flags' values; `RunConfig()` made
+            in code gives the same defaults: the architecture's masking and training where not passed).
         data: a shards directory written by `prepare`, or text files/folders.
         vocab: the vocabulary: a `Vocabulary` of any kind or its path (a WordPiece `vocab.txt`, a
             byte-level BPE folder, a SentencePiece `.model`); it is loaded once here and passed whole.

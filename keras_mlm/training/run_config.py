@@ -64,12 +64,25 @@ class RunConfig:
     preset: str | None = None  # None: "tiny" (a run continued with --init-from takes its source's sizes)
     model: dict = dataclasses.field(default_factory=dict)
     data: DataConfig = DataConfig()
-    masking: MaskingConfig = MaskingConfig()
-    training: TrainingConfig = TrainingConfig()
+    masking: MaskingConfig | None = None  # None: the architecture's (MASKING_DEFAULTS over MaskingConfig's), as the CLI's
+    training: TrainingConfig | None = None  # None: the architecture's (TRAINING_DEFAULTS over TrainingConfig's)
     given: frozenset | None = dataclasses.field(default=None, compare=False, repr=False)
-    """The (section, key) pairs a config file or flag set, when built by build_run_config (None: unknown, a
-    RunConfig made in code). A run continued with --init-from from a config that names no architecture
-    takes its source architecture's defaults for the rest (see `with_architecture`)."""
+    """The (section, key) pairs a config file or flag set (build_run_config passes them). Made in code
+    (None here), a field of a section passed in counts as given when it differs from its dataclass
+    default (see `_keys_set_in_code`). A run continued with --init-from from a config that names no
+    architecture takes its source architecture's defaults for the rest (see `with_architecture`)."""
+
+    def __post_init__(self):
+        defaults = _architecture_defaults(self.architecture)
+        given = set()
+        for name, cls in (("masking", MaskingConfig), ("training", TrainingConfig)):
+            section = getattr(self, name)
+            if section is None:
+                object.__setattr__(self, name, cls(**defaults[name]))
+            elif self.given is None:
+                given.update((name, key) for key in _keys_set_in_code(section))
+        if self.given is None:
+            object.__setattr__(self, "given", frozenset(given))
 
     @property
     def config_class(self):
@@ -93,24 +106,17 @@ class RunConfig:
     def with_architecture(self, architecture):
         """This config for `architecture` when it named none: the masking and training fields it left to
         DEFAULT_ARCHITECTURE's defaults take `architecture`'s instead (e.g. modern's 30% selection becomes
-        BERT's 15% for a run continued from a BERT). Fields given in a file or flag stay; for a config
-        made in code (`given` None) a field counts as given when it differs from its dataclass default."""
+        BERT's 15% for a run continued from a BERT); the fields it was given stay."""
         if self.architecture is not None:
             return dataclasses.replace(self, architecture=architecture)
         ours, theirs = _architecture_defaults(DEFAULT_ARCHITECTURE), _architecture_defaults(architecture)
         sections = {}
         for name in ("masking", "training"):
             section = getattr(self, name)
-            fallback = {f.name: f.default for f in dataclasses.fields(section)}
-            changes = {}
-            for key in set(ours[name]) | set(theirs[name]):
-                if self.given is not None:
-                    given = (name, key) in self.given
-                else:
-                    given = getattr(section, key) != fallback[key]
-                if not given:
-                    changes[key] = theirs[name].get(key, fallback[key])
-            sections[name] = _rebuilt(section, changes, None if self.given is None else {k for n, k in self.given if n == name})
+            given = {key for section_name, key in self.given if section_name == name}
+            fallback = _field_defaults(type(section))
+            changes = {key: theirs[name].get(key, fallback[key]) for key in set(ours[name]) | set(theirs[name]) if key not in given}
+            sections[name] = _rebuilt(section, changes, given)
         return dataclasses.replace(self, architecture=architecture, **sections)
 
     def to_dict(self, vocabulary_size=None):
@@ -176,19 +182,27 @@ def build_run_config(file_values=None, overrides=None, source="config", default_
 
 
 def _rebuilt(section, changes, given):
-    """`section` with `changes`, built again so that fields its class derives (default None, e.g.
-    MaskingConfig.keep_rate from the other rates) are derived from the new values unless they were given
-    (`given`: the keys a file or flag set; None: unknown, a field counts as given when it differs from
-    what the class derives from the old values)."""
+    """`section` with `changes`, built again so that the fields its class derives (default None, e.g.
+    MaskingConfig.keep_rate from the other rates) are derived from the new values unless they were given."""
     cls = type(section)
-    current = dataclasses.asdict(section)
-    derived = [f.name for f in dataclasses.fields(cls) if f.default is None and f.name not in changes]
-    if given is not None:
-        drop = [key for key in derived if key not in given]
-    else:
-        rederived = cls(**{k: v for k, v in current.items() if k not in derived})
-        drop = [key for key in derived if getattr(rederived, key) == current[key]]
-    return cls(**{**{k: v for k, v in current.items() if k not in drop}, **changes})
+    drop = {key for key, default in _field_defaults(cls).items() if default is None and key not in changes and key not in given}
+    return cls(**{**{k: v for k, v in dataclasses.asdict(section).items() if k not in drop}, **changes})
+
+
+def _keys_set_in_code(section):
+    """The fields of a section made in code that count as given: those that differ from their dataclass
+    default, and the derived ones (default None) that differ from what the class derives from the rest."""
+    cls = type(section)
+    current, defaults = dataclasses.asdict(section), _field_defaults(cls)
+    derived = {key for key, default in defaults.items() if default is None}
+    keys = {key for key, value in current.items() if key not in derived and value != defaults[key]}
+    rederived = cls(**{key: value for key, value in current.items() if key not in derived})
+    return keys | {key for key in derived if getattr(rederived, key) != current[key]}
+
+
+def _field_defaults(cls):
+    """Field name -> its default (a default_factory called); every section field has one."""
+    return {f.name: f.default if f.default_factory is dataclasses.MISSING else f.default_factory() for f in dataclasses.fields(cls)}
 
 
 def _architecture_defaults(architecture):

@@ -195,6 +195,21 @@ def test_a_config_naming_no_architecture_continues_with_the_sources_defaults():
     assert dataclasses.replace(continued_config(named, _source_of("bert")), preset=None, model={}) == named
 
 
+def test_a_config_made_in_code_trains_its_architectures_defaults_as_the_cli():
+    """RunConfig() in code is what `keras-mlm pretrain` with no flags trains (modern at 30%), a section
+    passed in is kept as it is, and naming an architecture gives its defaults (BERT 15%, RoBERTa's optimizer)."""
+    from keras_mlm.masking import MaskingConfig
+    from keras_mlm.training.run_config import RunConfig, build_run_config
+
+    assert RunConfig().masking == build_run_config().masking and RunConfig().masking.selection_rate == 0.3
+    assert RunConfig().training == build_run_config().training
+    assert RunConfig(masking=MaskingConfig()).masking.selection_rate == 0.15
+    assert RunConfig(architecture="bert").masking == MaskingConfig()
+    roberta = build_run_config({"architecture": "roberta"})
+    assert (RunConfig(architecture="roberta").training, RunConfig(architecture="roberta").masking) == (roberta.training, roberta.masking)
+    assert RunConfig(masking=MaskingConfig(selection_rate=0.2, keep_rate=0.1)).given == {("masking", "selection_rate")}
+
+
 def test_workers_continue_with_the_same_given_keys(tmp_path):
     """A multi-worker launch file carries which keys were given, so each worker's continued run takes the
     source's defaults exactly as a single process would."""
