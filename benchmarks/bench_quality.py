@@ -34,6 +34,8 @@ import sys
 import time
 from pathlib import Path
 
+from machine import cpu  # benchmarks/machine.py, beside this script
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,17 +137,10 @@ class GuideForEvaluation:
         return tf.math.log(tf.maximum(tf.cast(probabilities, tf.float32), 1e-30))  # logits up to a constant per row
 
 
-def machine():
-    """The CPU (its model name, family and model): state it next to every number."""
-    from machine import cpu  # benchmarks/machine.py, beside this script
-
-    return cpu()
-
-
 def print_table(results, minutes_list, seeds, paired=False, measured_on=None):
     """The per-budget table: mean +/- sd over the seeds present, steps, and keras-mlm's margin in nats.
     `results`: {("keras-mlm" | "guide", minutes, seed): score}."""
-    print(f"\nmachine: {measured_on or f'{machine()}, {os.cpu_count()} CPU cores'}{' (one core per recipe, both at once)' if paired else ''}; "
+    print(f"\nmachine: {measured_on or f'{cpu()}, {os.cpu_count()} CPU cores'}{' (one core per recipe, both at once)' if paired else ''}; "
           f"held-out masked tokens: {next(iter(results.values()))['tokens']:,}")
     print("| budget | keras-mlm loss (mean +/- sd of seeds) | steps | guide loss | steps | keras-mlm margin (nats) |\n|---|---:|---:|---:|---:|---:|")
     for minutes in minutes_list:
@@ -246,7 +241,7 @@ def main():
                 run = load_run(str(out))
                 score = evaluate(run.model, tokens, str(held_out_shards))
                 score["steps"] = json.loads((out / "summary.json").read_text())["step"]
-                score.update(machine=machine(), cpus=len(os.sched_getaffinity(0)), flags=args.pretrain_flag)
+                score.update(machine=cpu(), cpus=len(os.sched_getaffinity(0)), flags=args.pretrain_flag)
                 results[("keras-mlm", minutes, seed)] = score
                 print(f"keras-mlm {minutes:g} min seed {seed}: loss {score['loss']:.3f} accuracy {score['accuracy']:.3f} "
                       f"perplexity {score['perplexity']:.1f} ({score['steps']} steps)", flush=True)
@@ -254,7 +249,7 @@ def main():
                 model, steps = train_guide(train_files, tokens, minutes * 60, seed, log)
                 score = evaluate(GuideForEvaluation(model), tokens, str(held_out_shards))
                 score["steps"] = steps
-                score.update(machine=machine(), cpus=len(os.sched_getaffinity(0)))
+                score.update(machine=cpu(), cpus=len(os.sched_getaffinity(0)))
                 results[("guide", minutes, seed)] = score
                 print(f"guide     {minutes:g} min seed {seed}: loss {score['loss']:.3f} accuracy {score['accuracy']:.3f} "
                       f"perplexity {score['perplexity']:.1f} ({steps} steps)", flush=True)

@@ -39,6 +39,8 @@ import time
 import warnings
 from pathlib import Path
 
+from machine import cpu  # benchmarks/machine.py, beside this script
+
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "3")
 # Known and harmless here: keras-hub's pooler gets no gradient from a masked-LM loss; Keras' note that a
 # tf.data dataset is not reshuffled by `fit` (ours shuffles itself).
@@ -54,8 +56,6 @@ SEQ_LEN = 128
 
 def machine():
     """'CPU model (family F model M), N cores' of this machine."""
-    from machine import cpu  # benchmarks/machine.py, beside this script
-
     return f"{cpu()}, {os.cpu_count()} cores"
 
 

@@ -72,7 +72,7 @@ def bert_config_encoder(config, path, activations, num_segments, layer_norm_epsi
         raise UserInputError(f"{path}: hidden_act {act!r} is not supported (allowed: {', '.join(activations)})")
 
     def number(field, default):
-        value = config.get(field, default) if field else default
+        value = config.get(field, default)
         try:
             return float(value)
         except (TypeError, ValueError):
@@ -83,7 +83,7 @@ def bert_config_encoder(config, path, activations, num_segments, layer_norm_epsi
             vocabulary_size=config["vocab_size"], num_layers=config["num_hidden_layers"], hidden_dim=config["hidden_size"],
             num_heads=config["num_attention_heads"], intermediate_dim=config["intermediate_size"],
             max_sequence_length=config.get("max_position_embeddings", 512), num_segments=config.get("type_vocab_size", num_segments),
-            dropout=number("hidden_dropout_prob", 0.1), layer_norm_epsilon=number(epsilon_field, layer_norm_epsilon),
+            dropout=number("hidden_dropout_prob", 0.1), layer_norm_epsilon=number(epsilon_field, layer_norm_epsilon) if epsilon_field else layer_norm_epsilon,
             activation=activations[act], initializer_range=number("initializer_range", 0.02),
         )
     except UserInputError as e:

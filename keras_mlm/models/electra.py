@@ -33,7 +33,7 @@ from keras_mlm.losses import MaskedLMLoss, global_sum
 from keras_mlm.masking import hashing
 from keras_mlm.metrics import MaskedAccuracy
 from keras_mlm.models.bert import bert_initializer
-from keras_mlm.models.encoder_base import encoder_inputs
+from keras_mlm.models.encoder_base import ENCODER_INPUTS, encoder_inputs
 from keras_mlm.models.masked_lm import MaskedLM
 from keras_mlm.models.own_loss import OwnLossModel
 from keras_mlm.models.presets import PRESETS, EncoderConfig, require_positive_integers
@@ -336,11 +336,11 @@ class ElectraPretrainer(OwnLossModel):
         return ops.reshape(tf.minimum(ids, vocabulary_size - 1), ops.shape(logits)[:-1])  # (batch, n)
 
     def call(self, inputs, mask_weights=None, step=0, training=None):
-        encoder_inputs = {k: inputs[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+        unmasked = {k: inputs[k] for k in ENCODER_INPUTS}  # the encoder's inputs
         token_ids, positions = ops.cast(inputs["token_ids"], "int32"), ops.cast(inputs["mask_positions"], "int32")
         # 1. The generator predicts the masked slots.
         generator_logits = self.generator(
-            {**encoder_inputs, "mask_positions": positions}, training=training
+            {**unmasked, "mask_positions": positions}, training=training
         )  # (batch, n, vocab) float32
         # 2. Its samples replace them (integer ids: nothing to differentiate through).
         if mask_weights is None:
@@ -349,7 +349,7 @@ class ElectraPretrainer(OwnLossModel):
             used = ops.cast(mask_weights, "float32") > 0
         corrupted_ids = write_slots(token_ids, positions, self.sample(generator_logits, step), used)  # (batch, seq)
         # 3. The discriminator reads the corrupted sequence and scores every position.
-        sequence = self.encoder({**encoder_inputs, "token_ids": corrupted_ids}, training=training)  # (b, seq, hidden)
+        sequence = self.encoder({**unmasked, "token_ids": corrupted_ids}, training=training)  # (b, seq, hidden)
         return {
             "generator_logits": generator_logits,
             "corrupted_ids": corrupted_ids,

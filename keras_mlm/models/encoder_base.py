@@ -11,12 +11,12 @@ import dataclasses
 import keras
 
 
-INPUT_NAMES = ("token_ids", "segment_ids", "padding_mask")
+ENCODER_INPUTS = ("token_ids", "segment_ids", "padding_mask")  # what every encoder takes
 
 
 def encoder_inputs():
     """The functional inputs every encoder takes: {token_ids, segment_ids, padding_mask}, int32 (batch, seq)."""
-    return {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in INPUT_NAMES}
+    return {name: keras.Input(shape=(None,), dtype="int32", name=name) for name in ENCODER_INPUTS}
 
 
 class Encoder(keras.Model):

@@ -19,9 +19,9 @@ from keras_mlm.errors import UserInputError
 from keras_mlm.losses import MaskedLMLoss, global_sum
 from keras_mlm.metrics import MaskedAccuracy, Perplexity
 from keras_mlm.models.bert import bert_initializer
+from keras_mlm.models.encoder_base import ENCODER_INPUTS
 from keras_mlm.models.own_loss import OwnLossModel
 
-ENCODER_INPUTS = ("token_ids", "segment_ids", "padding_mask")
 
 
 @keras.saving.register_keras_serializable(package="keras_mlm")

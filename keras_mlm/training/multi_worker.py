@@ -92,7 +92,7 @@ def write_launch_file(path, config, data, vocab, run_dir, init_from=None, eval_d
     paths = lambda value: None if value is None else [os.fspath(v) for v in ([value] if isinstance(value, (str, os.PathLike)) else value)]  # noqa: E731
     launch = {
         "config": {**config.to_dict(), "preset": config.preset},  # None stays None: a continued run takes its source's
-        "given": None if config.given is None else sorted(config.given),  # what a continued run keeps of the config
+        "given": sorted(config.given),  # what a continued run keeps of the config
         "data": paths(data),
         "vocab": os.fspath(vocab),
         "run_dir": os.fspath(run_dir),
