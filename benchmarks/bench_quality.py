@@ -193,7 +193,7 @@ def main():
         results = {k: v for k, v in results.items() if k[1] in args.minutes and k[2] in args.seeds}
         if not results:
             raise SystemExit(f"no results of {args.label} or the guide at {args.minutes} minutes, seeds {args.seeds}")
-        machines = sorted({f"{v.get('machine', 'not recorded')} ({v.get('cpus', '?')} cores a run)" for v in results.values()})
+        machines = sorted({f"{v.get('machine', 'not recorded')} ({v.get('cpus', '?')} core(s) a run)" for v in results.values()})
         print_table(results, args.minutes, args.seeds, measured_on="; ".join(machines))
         return
 
