@@ -17,6 +17,7 @@ from keras_mlm.checkpoints import hf_format, keras_hub_format
 from keras_mlm.checkpoints.layout import BertCheckpoint, probe_batch, read_masked_lm
 from keras_mlm.checkpoints.staging import check_target, staged_folder
 from keras_mlm.errors import UserInputError
+from keras_mlm.models.encoder_base import ENCODER_INPUTS
 
 EXPORT_FORMATS = {keras_hub_format.FORMAT: keras_hub_format, hf_format.FORMAT: hf_format}
 
@@ -70,7 +71,7 @@ def _check(fmt, out, model, encoder):
         diff = _max_difference(hub(batch, training=False), model(batch, training=False))
         return f"keras_hub.models.BertMaskedLM.from_preset(OUT): masked-LM logits max |diff| {diff:.2e} on a probe batch"
     backbone = keras_hub.models.BertBackbone.from_preset(out)
-    inputs = {k: batch[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+    inputs = {k: batch[k] for k in ENCODER_INPUTS}
     diff = _max_difference(backbone(inputs, training=False)["sequence_output"], model.encoder(inputs, training=False))
     text = f"keras_hub.models.BertBackbone.from_preset(OUT) (keras-hub's HF converter): sequence output max |diff| {diff:.2e}"
     if encoder.activation != keras_hub_format.ENCODER_ACTIVATION:

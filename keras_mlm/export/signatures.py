@@ -21,6 +21,7 @@ import tensorflow as tf
 
 from keras_mlm.errors import UserInputError
 from keras_mlm.export import guards
+from keras_mlm.models.encoder_base import ENCODER_INPUTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -214,7 +215,7 @@ class Encode(Signature):
 
     def input_signature(self, context):
         shape = [None, context.sequence_length]
-        return [tf.TensorSpec(shape, tf.int32, name=k) for k in ("token_ids", "segment_ids", "padding_mask")]
+        return [tf.TensorSpec(shape, tf.int32, name=k) for k in ENCODER_INPUTS]
 
     def build(self, context):
         encoder = context.model_encoder

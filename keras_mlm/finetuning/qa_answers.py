@@ -18,6 +18,7 @@ import numpy as np
 import tensorflow as tf
 
 from keras_mlm.finetuning.qa_windows import QAWindows
+from keras_mlm.models.encoder_base import ENCODER_INPUTS
 
 MAX_ANSWER_LENGTH = 30
 """Longest answer in word pieces (run_squad.py's max_answer_length)."""
@@ -92,7 +93,7 @@ class Answerer:
         """{span, start_char, end_char, score} (batch,): the best span (even where "" wins), its score
         minus the no-answer score; "", -1, -1, -inf where the context has no word piece."""
         windows = self.windows(questions, contexts)
-        inputs = {k: windows[k] for k in ("token_ids", "segment_ids", "padding_mask")}
+        inputs = {k: windows[k] for k in ENCODER_INPUTS}
         logits = self.model(inputs, training=False)  # {start_logits, end_logits} (windows, seq)
         best = best_spans(logits["start_logits"], logits["end_logits"], windows, tf.shape(questions)[0], self.max_answer_length)
         has_span = best["start_byte"] >= 0

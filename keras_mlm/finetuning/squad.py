@@ -25,8 +25,7 @@ import tensorflow as tf
 from keras_mlm.errors import UserInputError
 from keras_mlm.evaluation.squad_metrics import squad_scores
 from keras_mlm.finetuning.qa_windows import span_labels
-
-INPUT_KEYS = ("token_ids", "segment_ids", "padding_mask")
+from keras_mlm.models.encoder_base import ENCODER_INPUTS
 
 
 @dataclasses.dataclass(frozen=True)
@@ -173,7 +172,7 @@ def window_dataset(examples, windows, batch_size, seed=None):
     def featurize(question, context, start, end):
         rows = windows(question, context)
         start_positions, end_positions = span_labels(rows, start, end)
-        return {k: rows[k] for k in INPUT_KEYS}, {"start_logits": start_positions, "end_logits": end_positions}
+        return {k: rows[k] for k in ENCODER_INPUTS}, {"start_logits": start_positions, "end_logits": end_positions}
 
     ds = tf.data.Dataset.from_tensor_slices((questions, contexts, starts, ends)).batch(256)
     ds = ds.map(featurize).unbatch().cache()
