@@ -28,6 +28,7 @@ import tensorflow as tf
 
 from keras_mlm.errors import UserInputError
 from keras_mlm.finetuning.packing import pack_segments
+from keras_mlm.models.encoder_base import ENCODER_INPUTS
 
 IGNORE = -100
 """Label of the positions the loss skips (every piece but a word's first, the specials, padding)."""
@@ -148,7 +149,7 @@ def align_sentences(aligner, sentences, batch_size=1024):
         positions.extend(np.asarray(row, np.int32) for row in out["word_positions"].to_list())
     if not inputs:
         empty = np.zeros((0, aligner.sequence_length), np.int32)
-        return AlignedSentences({"token_ids": empty, "segment_ids": empty, "padding_mask": empty}, [])
+        return AlignedSentences(dict.fromkeys(ENCODER_INPUTS, empty), [])
     joined = {k: np.concatenate([part[k] for part in inputs]) for k in inputs[0]}
     return AlignedSentences(joined, positions)
 

@@ -103,6 +103,13 @@ def _wnut_vocabulary(corpora, lowercase):
     return list(SPECIAL_TOKENS) + chars + ["##" + c for c in chars] + frequent
 
 
+def test_no_sentences_give_empty_rows_of_every_encoder_input():
+    aligned = _align([], seq_len=8)
+    assert sorted(aligned.inputs) == ["padding_mask", "segment_ids", "token_ids"]
+    assert all(v.shape == (0, 8) and v.dtype == np.int32 for v in aligned.inputs.values())
+    assert aligned.word_positions == [] and aligned.cut_words == 0
+
+
 @pytest.mark.parametrize("lowercase", [True, False])
 def test_per_word_rows_equal_the_tokenized_text_on_wnut17(corpora, lowercase):
     tokens = _wnut_vocabulary(corpora, lowercase)
